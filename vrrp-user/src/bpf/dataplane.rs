@@ -1,0 +1,183 @@
+//! The loaded XDP programs: the guard (entry) chained to the balancer, attached to
+//! interfaces, pinned under the pin directory.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result, anyhow};
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, ProgramArray},
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+};
+use serde::Serialize;
+use vrrp_common::{
+    guard::{PeerKey, VridConfig, VridKey},
+    pins::{
+        LVS_PROG_SLOT, MAP_GUARD_STATS, MAP_LVS_HITS, MAP_LVS_PROGS, MAP_PEERS, MAP_VRIDS,
+        PIN_PROG_LVS_BALANCER, PIN_PROG_VRRP_GUARD, PROG_LVS_BALANCER, PROG_VRRP_GUARD,
+    },
+};
+
+use super::{GuardMaps, LVS_EBPF, VRRP_EBPF};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// In the driver (XDP_FLAGS_DRV_MODE).
+    Native,
+    /// In the stack (XDP_FLAGS_SKB_MODE): the fallback when the driver has no XDP.
+    Generic,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Attachment {
+    pub interface: String,
+    pub ifindex: u32,
+    pub mode: AttachMode,
+    #[serde(skip)]
+    link: XdpLinkId,
+}
+
+pub struct Dataplane {
+    guard: Ebpf,
+    lvs: Ebpf,
+    attachments: Vec<Attachment>,
+    pins: Vec<PathBuf>,
+}
+
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("the object has no program {name}"))?
+        .try_into()
+        .with_context(|| format!("{name} is not an XDP program"))
+}
+
+impl Dataplane {
+    /// Loads both objects into the kernel and puts the balancer in the guard's tail-call slot.
+    pub fn load() -> Result<Self> {
+        let mut guard = Ebpf::load(VRRP_EBPF).context("loading the VRRP guard object")?;
+        let mut lvs = Ebpf::load(LVS_EBPF).context("loading the balancer object")?;
+        xdp_program(&mut guard, PROG_VRRP_GUARD)?.load().context("verifying vrrp_guard")?;
+        xdp_program(&mut lvs, PROG_LVS_BALANCER)?.load().context("verifying lvs_balancer")?;
+        let mut dataplane = Self { guard, lvs, attachments: Vec::new(), pins: Vec::new() };
+        dataplane.chain_balancer()?;
+        Ok(dataplane)
+    }
+
+    fn chain_balancer(&mut self) -> Result<()> {
+        let balancer = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
+        let fd = balancer.fd()?.try_clone()?;
+        let map = self.guard.map_mut(MAP_LVS_PROGS).ok_or_else(|| anyhow!("no map {MAP_LVS_PROGS}"))?;
+        let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(map)?;
+        slots.set(LVS_PROG_SLOT, &fd, 0).context("putting the balancer in the tail-call slot")?;
+        Ok(())
+    }
+
+    /// The guard's object (programs and maps), for tests and benchmarks.
+    pub fn guard_object(&mut self) -> &mut Ebpf {
+        &mut self.guard
+    }
+
+    /// The balancer's object.
+    pub fn balancer_object(&mut self) -> &mut Ebpf {
+        &mut self.lvs
+    }
+
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
+    pub fn attach(&mut self, interface: &str) -> Result<&Attachment> {
+        let ifindex = nix::net::if_::if_nametoindex(interface)
+            .with_context(|| format!("interface {interface} does not exist"))?;
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
+        let (link, mode) = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(link) => (link, AttachMode::Native),
+            Err(native_error) => {
+                tracing::warn!(
+                    interface,
+                    error = %native_error,
+                    "native XDP is not available on this interface; attaching the VRRP guard in generic (skb) mode"
+                );
+                let link = program
+                    .attach_to_if_index(ifindex, XdpMode::Skb)
+                    .with_context(|| format!("attaching vrrp_guard to {interface}"))?;
+                (link, AttachMode::Generic)
+            }
+        };
+        tracing::info!(interface, ifindex, ?mode, "VRRP guard attached");
+        self.attachments.push(Attachment { interface: interface.to_string(), ifindex, mode, link });
+        Ok(self.attachments.last().unwrap())
+    }
+
+    pub fn detach_all(&mut self) {
+        let attachments = std::mem::take(&mut self.attachments);
+        let Ok(program) = xdp_program(&mut self.guard, PROG_VRRP_GUARD) else { return };
+        for attachment in attachments {
+            match program.detach(attachment.link) {
+                Ok(()) => tracing::info!(interface = attachment.interface, "VRRP guard detached"),
+                Err(error) => tracing::warn!(interface = attachment.interface, %error, "detaching the VRRP guard"),
+            }
+        }
+    }
+
+    /// Pins maps (under their names) and programs (`prog_*`) in `dir`. Pins left by a
+    /// process that did not exit cleanly are replaced, with a log line.
+    pub fn pin(&mut self, dir: &Path) -> Result<()> {
+        let mut pin_one = |path: PathBuf, pin: &mut dyn FnMut(&Path) -> Result<()>| -> Result<()> {
+            if path.exists() {
+                tracing::warn!(path = %path.display(), "replacing a stale pin");
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+            pin(&path).with_context(|| format!("pinning {}", path.display()))?;
+            self.pins.push(path);
+            Ok(())
+        };
+        for name in [MAP_VRIDS, MAP_PEERS, MAP_GUARD_STATS, MAP_LVS_PROGS] {
+            let map = self.guard.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
+            pin_one(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
+        }
+        let hits = self.lvs.map(MAP_LVS_HITS).ok_or_else(|| anyhow!("no map {MAP_LVS_HITS}"))?;
+        pin_one(dir.join(MAP_LVS_HITS), &mut |p| Ok(hits.pin(p)?))?;
+        let guard = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
+        pin_one(dir.join(PIN_PROG_VRRP_GUARD), &mut |p| Ok(guard.pin(p)?))?;
+        let balancer = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
+        pin_one(dir.join(PIN_PROG_LVS_BALANCER), &mut |p| Ok(balancer.pin(p)?))?;
+        Ok(())
+    }
+
+    /// Removes every pin this process made.
+    pub fn unpin(&mut self) {
+        for path in std::mem::take(&mut self.pins) {
+            if let Err(error) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), %error, "cannot remove pin");
+            }
+        }
+    }
+}
+
+impl GuardMaps for Dataplane {
+    fn put_vrid(&mut self, key: VridKey, config: VridConfig) -> Result<()> {
+        let map = self.guard.map_mut(MAP_VRIDS).ok_or_else(|| anyhow!("no map {MAP_VRIDS}"))?;
+        let mut vrids: HashMap<&mut MapData, VridKey, VridConfig> = HashMap::try_from(map)?;
+        vrids.insert(key, config, 0).with_context(|| format!("writing {key:?} to {MAP_VRIDS}"))?;
+        Ok(())
+    }
+
+    fn put_peer(&mut self, key: PeerKey) -> Result<()> {
+        let map = self.guard.map_mut(MAP_PEERS).ok_or_else(|| anyhow!("no map {MAP_PEERS}"))?;
+        let mut peers: HashMap<&mut MapData, PeerKey, u8> = HashMap::try_from(map)?;
+        peers.insert(key, 1, 0).with_context(|| format!("writing {key:?} to {MAP_PEERS}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.detach_all();
+        self.unpin();
+    }
+}

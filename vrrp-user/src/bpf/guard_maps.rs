@@ -1,0 +1,146 @@
+//! What the VRRP guard's maps hold for a set of instances (pure), and the seam that writes it.
+use std::net::IpAddr;
+
+use anyhow::Result;
+use vrrp_common::guard::{
+    FAMILY_IPV4, FAMILY_IPV6, PeerKey, VRID_FLAG_UNICAST, VridConfig, VridKey,
+};
+
+use crate::config::{Family, InstanceSpec};
+
+/// Rows for `vrids` and `vrrp_peers`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GuardEntries {
+    pub vrids: Vec<(VridKey, VridConfig)>,
+    pub peers: Vec<PeerKey>,
+}
+
+/// The guard's maps as the controller writes them (real: aya maps; tests: a fake).
+pub trait GuardMaps {
+    fn put_vrid(&mut self, key: VridKey, config: VridConfig) -> Result<()>;
+    fn put_peer(&mut self, key: PeerKey) -> Result<()>;
+
+    fn put_all(&mut self, entries: &GuardEntries) -> Result<()> {
+        for (key, config) in &entries.vrids {
+            self.put_vrid(*key, *config)?;
+        }
+        for key in &entries.peers {
+            self.put_peer(*key)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn family_tag(family: Family) -> u8 {
+    match family {
+        Family::Ipv4 => FAMILY_IPV4,
+        Family::Ipv6 => FAMILY_IPV6,
+    }
+}
+
+pub fn address_bytes(address: &IpAddr) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    match address {
+        IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => bytes = v6.octets(),
+    }
+    bytes
+}
+
+/// The rows for `instances`, each on the interface index `ifindex_of` gives its interface.
+pub fn guard_entries(
+    instances: &[InstanceSpec],
+    mut ifindex_of: impl FnMut(&str) -> Result<u32>,
+) -> Result<GuardEntries> {
+    let mut entries = GuardEntries::default();
+    for instance in instances {
+        let ifindex = ifindex_of(&instance.interface)?;
+        let family = family_tag(instance.family);
+        let flags = if instance.unicast_peers.is_empty() { 0 } else { VRID_FLAG_UNICAST };
+        entries.vrids.push((VridKey::new(ifindex, instance.vrid, family), VridConfig { flags }));
+        for peer in &instance.unicast_peers {
+            entries.peers.push(PeerKey::new(ifindex, instance.vrid, family, address_bytes(peer)));
+        }
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(interface: &str, vrid: u8, family: Family, peers: &[&str]) -> InstanceSpec {
+        InstanceSpec {
+            name: format!("VI_{vrid}"),
+            interface: interface.into(),
+            vrid,
+            family,
+            unicast_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn a_multicast_instance_is_one_vrid_row_without_the_unicast_flag() {
+        let entries =
+            guard_entries(&[spec("eth0", 51, Family::Ipv4, &[])], |_| Ok(7)).unwrap();
+        assert_eq!(entries.vrids, vec![(VridKey::new(7, 51, FAMILY_IPV4), VridConfig { flags: 0 })]);
+        assert!(entries.peers.is_empty());
+    }
+
+    #[test]
+    fn a_unicast_instance_flags_its_vrid_and_lists_each_peer() {
+        let entries = guard_entries(
+            &[spec("eth1", 9, Family::Ipv6, &["fd00::2", "fd00::3"])],
+            |name| Ok(if name == "eth1" { 3 } else { 0 }),
+        )
+        .unwrap();
+        assert_eq!(entries.vrids[0].1.flags, VRID_FLAG_UNICAST);
+        assert_eq!(entries.peers.len(), 2);
+        assert_eq!(entries.peers[1].addr[15], 3);
+        assert_eq!((entries.peers[1].ifindex, entries.peers[1].family), (3, FAMILY_IPV6));
+    }
+
+    #[test]
+    fn ipv4_peers_use_the_first_four_bytes() {
+        assert_eq!(address_bytes(&"10.1.2.3".parse().unwrap())[..5], [10, 1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn an_unknown_interface_fails_with_the_resolvers_error() {
+        let result = guard_entries(&[spec("nope", 1, Family::Ipv4, &[])], |name| {
+            anyhow::bail!("interface {name} does not exist")
+        });
+        assert_eq!(result.unwrap_err().to_string(), "interface nope does not exist");
+    }
+
+    #[derive(Default)]
+    struct FakeMaps {
+        vrids: Vec<VridKey>,
+        peers: Vec<PeerKey>,
+    }
+
+    impl GuardMaps for FakeMaps {
+        fn put_vrid(&mut self, key: VridKey, _config: VridConfig) -> Result<()> {
+            self.vrids.push(key);
+            Ok(())
+        }
+        fn put_peer(&mut self, key: PeerKey) -> Result<()> {
+            self.peers.push(key);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn put_all_writes_every_row_through_the_seam() {
+        let entries = guard_entries(
+            &[spec("a", 1, Family::Ipv4, &["10.0.0.2"]), spec("a", 2, Family::Ipv4, &[])],
+            |_| Ok(2),
+        )
+        .unwrap();
+        let mut maps = FakeMaps::default();
+        maps.put_all(&entries).unwrap();
+        assert_eq!(maps.vrids.len(), 2);
+        assert_eq!(maps.peers.len(), 1);
+    }
+}

@@ -1,0 +1,14 @@
+//! The kernel side of the data plane: loading, attaching and pinning the XDP programs
+//! (aya), writing the guard's maps, and reading its counters. All BPF map effects of the
+//! controller go through `GuardMaps`; `guard_entries` (pure) decides what to write.
+mod bpffs;
+mod dataplane;
+mod guard_maps;
+mod objects;
+mod stats;
+
+pub use bpffs::{BpffsMount, ensure_bpffs};
+pub use dataplane::{AttachMode, Attachment, Dataplane};
+pub use guard_maps::{GuardEntries, GuardMaps, guard_entries};
+pub use objects::{LVS_EBPF, VRRP_EBPF};
+pub use stats::{GuardStatRow, format_table, read_guard_stats, rows_from_counts};

@@ -1,0 +1,10 @@
+//! keepxdp: an XDP-accelerated VRRP and LVS data plane that reads keepalived.conf.
+//!
+//! - `config`: reading keepalived.conf (file:line:col diagnostics)
+//! - `bpf`: the XDP programs and their maps (the only place that touches BPF)
+//! - `ctl`: the control socket
+//! - `daemon`: `keepxdp run`, wiring the above together
+pub mod bpf;
+pub mod config;
+pub mod ctl;
+pub mod daemon;
