@@ -1,0 +1,43 @@
+//! Shared by keepxdp's privileged tests and its benchmark binary.
+use anyhow::Result;
+use keepxdp::{
+    bpf::{Dataplane, GuardMaps, guard_entries},
+    config::InstanceSpec,
+};
+use vrrp_common::guard::{GuardReason, GuardStatKey};
+
+/// Loopback's index: what BPF_PROG_TEST_RUN reports as the ingress interface when no
+/// context is given.
+pub const TEST_RUN_IFINDEX: u32 = 1;
+
+/// The real data plane, loaded, with `instances` configured as if on loopback.
+pub fn guard_with(instances: &[InstanceSpec]) -> Result<Dataplane> {
+    keepxdp_lab::require_root()?;
+    let mut dataplane = Dataplane::load()?;
+    let entries = guard_entries(instances, |_| Ok(TEST_RUN_IFINDEX))?;
+    dataplane.put_all(&entries)?;
+    Ok(dataplane)
+}
+
+/// The guard's counter for one row (0 when the row does not exist).
+pub fn counter(dataplane: &Dataplane, vrid: u8, family: u8, reason: GuardReason) -> Result<u64> {
+    let key = GuardStatKey::new(TEST_RUN_IFINDEX, vrid, family, reason);
+    Ok(dataplane
+        .guard_stat_totals()?
+        .into_iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, total)| total)
+        .sum())
+}
+
+/// A keepalived.conf-style instance spec, as the config reader would produce it.
+pub fn instance(vrid: u8, family: keepxdp::config::Family, peers: &[&str]) -> InstanceSpec {
+    InstanceSpec {
+        name: format!("VI_{vrid}"),
+        interface: "lo".into(),
+        vrid,
+        family,
+        unicast_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+        line: 1,
+    }
+}

@@ -35,12 +35,3 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
     Some(start as *const T)
 }
 
-#[inline(always)]
-pub fn u8_at(ctx: &XdpContext, offset: usize) -> Option<u8> {
-    ptr_at::<u8>(ctx, offset).map(|p| unsafe { *p })
-}
-
-#[inline(always)]
-pub fn be16_at(ctx: &XdpContext, offset: usize) -> Option<u16> {
-    ptr_at::<[u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
-}

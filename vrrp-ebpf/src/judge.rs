@@ -34,9 +34,13 @@ struct Carrier {
 #[inline(always)]
 pub fn judge(ctx: &XdpContext) -> Verdict {
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let carrier = match be16_at(ctx, ETH_TYPE) {
-        Some(ETHERTYPE_IPV4) => ipv4(ctx),
-        Some(ETHERTYPE_IPV6) => ipv6(ctx),
+    let Some(ethernet) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else {
+        return Verdict::NotVrrp;
+    };
+    let ethernet = unsafe { &*ethernet };
+    let carrier = match u16::from_be_bytes([ethernet[ETH_TYPE], ethernet[ETH_TYPE + 1]]) {
+        ETHERTYPE_IPV4 => ipv4(ctx),
+        ETHERTYPE_IPV6 => ipv6(ctx),
         _ => return Verdict::NotVrrp,
     };
     match carrier {
@@ -63,35 +67,29 @@ enum Carried {
     Vrrp(Carrier),
 }
 
+// Headers are copied out of the frame with one bounds check each: the verifier then sees a
+// single checked packet pointer per header, whatever offsets the compiler folds.
+
 #[inline(always)]
 fn ipv4(ctx: &XdpContext) -> Carried {
-    let ip = ETH_HDR_LEN;
-    if !has(ctx, ip, IPV4_MIN_HDR_LEN) {
-        return Carried::NotVrrp;
-    }
-    if u8_at(ctx, ip + IPV4_PROTOCOL) != Some(IPPROTO_VRRP) {
-        return Carried::NotVrrp;
-    }
-    let (Some(version_ihl), Some(ttl), Some(total_len), Some(src)) = (
-        u8_at(ctx, ip),
-        u8_at(ctx, ip + IPV4_TTL),
-        be16_at(ctx, ip + IPV4_TOTAL_LEN),
-        ptr_at::<[u8; 4]>(ctx, ip + IPV4_SRC),
-    ) else {
+    let Some(header) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
         return Carried::NotVrrp;
     };
-    let header_len = ((version_ihl & 0x0f) as usize) * 4;
-    let total_len = total_len as usize;
+    let header = unsafe { *header };
+    if header[IPV4_PROTOCOL] != IPPROTO_VRRP {
+        return Carried::NotVrrp;
+    }
+    let header_len = ((header[0] & 0x0f) as usize) * 4;
+    let total_len = u16::from_be_bytes([header[IPV4_TOTAL_LEN], header[IPV4_TOTAL_LEN + 1]]) as usize;
     if header_len < IPV4_MIN_HDR_LEN || total_len < header_len {
         return Carried::Malformed(FAMILY_IPV4);
     }
-    let src = unsafe { *src };
     let mut source = [0u8; 16];
-    source[..4].copy_from_slice(&src);
+    source[..4].copy_from_slice(&header[IPV4_SRC..IPV4_SRC + 4]);
     Carried::Vrrp(Carrier {
         family: FAMILY_IPV4,
-        ttl,
-        vrrp_offset: ip + header_len,
+        ttl: header[IPV4_TTL],
+        vrrp_offset: ETH_HDR_LEN + header_len,
         payload_len: total_len - header_len,
         source,
     })
@@ -99,28 +97,23 @@ fn ipv4(ctx: &XdpContext) -> Carried {
 
 #[inline(always)]
 fn ipv6(ctx: &XdpContext) -> Carried {
-    let ip = ETH_HDR_LEN;
-    if !has(ctx, ip, IPV6_HDR_LEN) {
-        return Carried::NotVrrp;
-    }
-    // VRRP is carried directly after the fixed header; a packet with extension headers is
-    // not an advert this guard judges (RFC 9568 sends none).
-    if u8_at(ctx, ip + IPV6_NEXT_HEADER) != Some(IPPROTO_VRRP) {
-        return Carried::NotVrrp;
-    }
-    let (Some(hop_limit), Some(payload_len), Some(src)) = (
-        u8_at(ctx, ip + IPV6_HOP_LIMIT),
-        be16_at(ctx, ip + IPV6_PAYLOAD_LEN),
-        ptr_at::<[u8; 16]>(ctx, ip + IPV6_SRC),
-    ) else {
+    let Some(header) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
         return Carried::NotVrrp;
     };
+    let header = unsafe { &*header };
+    // VRRP is carried directly after the fixed header; a packet with extension headers is
+    // not an advert this guard judges (RFC 9568 sends none).
+    if header[IPV6_NEXT_HEADER] != IPPROTO_VRRP {
+        return Carried::NotVrrp;
+    }
+    let mut source = [0u8; 16];
+    source.copy_from_slice(&header[IPV6_SRC..IPV6_SRC + 16]);
     Carried::Vrrp(Carrier {
         family: FAMILY_IPV6,
-        ttl: hop_limit,
-        vrrp_offset: ip + IPV6_HDR_LEN,
-        payload_len: payload_len as usize,
-        source: unsafe { *src },
+        ttl: header[IPV6_HOP_LIMIT],
+        vrrp_offset: ETH_HDR_LEN + IPV6_HDR_LEN,
+        payload_len: u16::from_be_bytes([header[IPV6_PAYLOAD_LEN], header[IPV6_PAYLOAD_LEN + 1]]) as usize,
+        source,
     })
 }
 
@@ -129,14 +122,14 @@ fn ipv6(ctx: &XdpContext) -> Carried {
 #[inline(always)]
 fn check(ctx: &XdpContext, ifindex: u32, carrier: &Carrier) -> (u8, GuardReason) {
     let at = carrier.vrrp_offset;
-    if carrier.payload_len < VRRP_HEADER_LEN || !has(ctx, at, VRRP_HEADER_LEN) {
+    if carrier.payload_len < VRRP_HEADER_LEN {
         return (0, GuardReason::Truncated);
     }
-    let (Some(version_type), Some(vrid), Some(address_count)) =
-        (u8_at(ctx, at), u8_at(ctx, at + 1), u8_at(ctx, at + 3))
-    else {
+    let Some(header) = ptr_at::<[u8; VRRP_HEADER_LEN]>(ctx, at) else {
         return (0, GuardReason::Truncated);
     };
+    let header = unsafe { *header };
+    let (version_type, vrid, address_count) = (header[0], header[1], header[3]);
     if carrier.ttl != VRRP_TTL {
         return (vrid, GuardReason::BadTtl);
     }

@@ -181,3 +181,41 @@ impl Drop for Dataplane {
         self.unpin();
     }
 }
+
+impl Dataplane {
+    /// The guard's counters as loaded in this process: (key, total over CPUs).
+    pub fn guard_stat_totals(&self) -> Result<Vec<(vrrp_common::guard::GuardStatKey, u64)>> {
+        let map = self.guard.map(MAP_GUARD_STATS).ok_or_else(|| anyhow!("no map {MAP_GUARD_STATS}"))?;
+        let stats: aya::maps::PerCpuHashMap<&MapData, _, u64> = aya::maps::PerCpuHashMap::try_from(map)?;
+        super::guard_stat_totals(&stats)
+    }
+
+    /// Frames that reached the balancer (total over CPUs).
+    pub fn balancer_hits(&self) -> Result<u64> {
+        let map = self.lvs.map(MAP_LVS_HITS).ok_or_else(|| anyhow!("no map {MAP_LVS_HITS}"))?;
+        let hits: aya::maps::PerCpuArray<&MapData, u64> = aya::maps::PerCpuArray::try_from(map)?;
+        Ok(hits.get(&0, 0)?.iter().sum())
+    }
+
+    /// Empties the tail-call slot: the guard then passes non-VRRP frames to the stack itself.
+    pub fn unchain_balancer(&mut self) -> Result<()> {
+        let map = self.guard.map_mut(MAP_LVS_PROGS).ok_or_else(|| anyhow!("no map {MAP_LVS_PROGS}"))?;
+        let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(map)?;
+        slots.clear_index(&LVS_PROG_SLOT)?;
+        Ok(())
+    }
+
+    /// Runs the guard once on `frame` (BPF_PROG_TEST_RUN): the verdict and the frame after.
+    pub fn run_guard(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        use aya::programs::{TestRun, TestRunOptions};
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+}

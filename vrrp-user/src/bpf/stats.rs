@@ -59,19 +59,27 @@ fn name_of(ifindex: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-/// Reads `<pin_dir>/guard_stats`.
-pub fn read_guard_stats(pin_dir: &Path) -> Result<Vec<GuardStatRow>> {
-    let path = pin_dir.join(MAP_GUARD_STATS);
-    let data = MapData::from_pin(&path)
-        .with_context(|| format!("opening {} (is keepxdp running with --pin-dir {}?)", path.display(), pin_dir.display()))?;
-    let map = Map::from_map_data(data)?;
-    let stats: PerCpuHashMap<MapData, GuardStatKey, u64> = PerCpuHashMap::try_from(map)?;
+/// Totals over CPUs of every row of a `guard_stats` map.
+pub fn guard_stat_totals<T: std::borrow::Borrow<MapData>>(
+    stats: &PerCpuHashMap<T, GuardStatKey, u64>,
+) -> Result<Vec<(GuardStatKey, u64)>> {
     let mut totals = Vec::new();
     for entry in stats.iter() {
-        let (key, per_cpu) = entry.with_context(|| format!("reading {}", path.display()))?;
+        let (key, per_cpu) = entry.context("reading guard_stats")?;
         totals.push((key, per_cpu.iter().sum::<u64>()));
     }
-    Ok(rows_from_counts(totals, name_of))
+    Ok(totals)
+}
+
+/// Reads `<pin_dir>/guard_stats`, as another process (bpftool, `keepxdp guard-stats`) would.
+pub fn read_guard_stats(pin_dir: &Path) -> Result<Vec<GuardStatRow>> {
+    let path = pin_dir.join(MAP_GUARD_STATS);
+    let data = MapData::from_pin(&path).with_context(|| {
+        format!("opening {} (is keepxdp running with --pin-dir {}?)", path.display(), pin_dir.display())
+    })?;
+    let stats: PerCpuHashMap<MapData, GuardStatKey, u64> =
+        PerCpuHashMap::try_from(Map::from_map_data(data)?)?;
+    Ok(rows_from_counts(guard_stat_totals(&stats)?, name_of))
 }
 
 /// A table for people: one row per (interface, family, VRID), one column per reason.

@@ -1,0 +1,87 @@
+//! Network namespaces owned by one lab, removed (with their links) on drop.
+use std::{
+    fs::File,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context, Result};
+use nix::sched::{CloneFlags, setns};
+
+use crate::run;
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A new namespace named `kx<pid>-<n><tag>`, with loopback up and no route out.
+    pub fn new(tag: &str) -> Result<Netns> {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let name = format!("kx{}-{id}{tag}", std::process::id());
+        run("ip", &["netns", "add", &name])?;
+        let netns = Netns { name };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// `program` run inside the namespace by nsenter: network namespace only, so the mounts
+    /// (bpffs pins) stay those of the caller (`ip netns exec` would remount /sys).
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command.arg(format!("--net={}", self.path())).arg("--").arg(program);
+        command
+    }
+
+    /// Runs a command in the namespace, failing with its stderr.
+    pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
+        let mut full = vec![format!("--net={}", self.path()), "--".into(), program.into()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        run("nsenter", &refs)
+    }
+
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        self.run("ip", args)
+    }
+
+    /// Moves the calling thread into the namespace (sockets it opens then live there).
+    pub fn enter_current_thread(&self) -> Result<()> {
+        let file = File::open(self.path()).with_context(|| format!("opening {}", self.path()))?;
+        setns(file, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering {}", self.name))?;
+        Ok(())
+    }
+
+    /// The interface index of `device` in this namespace.
+    pub fn ifindex(&self, device: &str) -> Result<u32> {
+        // /sys is the caller's under nsenter: ask ip, which uses netlink.
+        let output = self.ip(&["-o", "link", "show", "dev", device])?;
+        let index = output.split(':').next().unwrap_or_default().trim();
+        index.parse().with_context(|| format!("ifindex of {device} in {}: {output}", self.name))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "delete", &self.name]);
+    }
+}
+
+/// A veth pair `a_dev` (in `a`) <-> `b_dev` (in `b`), both up, with the given addresses.
+pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b_cidr: &str) -> Result<()> {
+    run(
+        "ip",
+        &["link", "add", a_dev, "netns", &a.name, "type", "veth", "peer", "name", b_dev, "netns", &b.name],
+    )?;
+    for (netns, dev, cidr) in [(a, a_dev, a_cidr), (b, b_dev, b_cidr)] {
+        netns.ip(&["addr", "add", cidr, "dev", dev])?;
+        netns.ip(&["link", "set", dev, "up"])?;
+    }
+    Ok(())
+}
