@@ -41,3 +41,12 @@ pub fn instance(vrid: u8, family: keepxdp::config::Family, peers: &[&str]) -> In
         line: 1,
     }
 }
+
+/// The keepxdp binary under test: `cargo xtask test` builds it and sets KEEPXDP_BIN.
+pub fn keepxdp_bin() -> Result<std::path::PathBuf> {
+    let path = std::env::var_os("KEEPXDP_BIN").map(std::path::PathBuf::from).ok_or_else(|| {
+        anyhow::anyhow!("KEEPXDP_BIN is not set: run the lab tests with `cargo xtask test`, which builds keepxdp and sets it")
+    })?;
+    anyhow::ensure!(path.is_file(), "KEEPXDP_BIN={} does not exist", path.display());
+    Ok(path)
+}

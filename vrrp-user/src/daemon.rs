@@ -65,9 +65,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     dataplane.detach_all();
     dataplane.unpin();
     drop(dataplane);
-    // The directory is ours when empty; a shared parent (/sys/fs/bpf) stays.
-    let _ = fs::remove_dir(&options.pin_dir);
+    // Unmount what we mounted on the pin dir, then remove the directory if it is empty
+    // (a shared parent such as /sys/fs/bpf stays).
     bpffs.release();
+    let _ = fs::remove_dir(&options.pin_dir);
     tracing::info!("keepxdp stopped");
     Ok(())
 }

@@ -24,11 +24,17 @@ impl BpffsMount {
         self.mounted_at.as_deref()
     }
 
-    /// Unmounts what `ensure_bpffs` mounted on the pin directory itself, once it is empty.
+    /// Unmounts what `ensure_bpffs` mounted on the pin directory itself, once nothing is
+    /// pinned there any more.
     pub fn release(self) {
         if let Some(path) = self.mounted_at {
-            let empty = fs::read_dir(&path).map(|mut d| d.next().is_none()).unwrap_or(false);
-            if empty {
+            // The kernel preloads `maps.debug` and `progs.debug` in a bpffs root.
+            let ours_left = fs::read_dir(&path)
+                .map(|entries| {
+                    entries.filter_map(Result::ok).any(|e| !e.file_name().to_string_lossy().ends_with(".debug"))
+                })
+                .unwrap_or(true);
+            if !ours_left {
                 if let Err(error) = umount2(&path, MntFlags::MNT_DETACH) {
                     tracing::warn!(path = %path.display(), %error, "cannot unmount the bpffs keepxdp mounted");
                 }
