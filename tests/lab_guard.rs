@@ -3,7 +3,7 @@
 use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,77 +15,23 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use keepxdp_lab::{
     keepalived,
+    keepxdp::Keepxdp,
     netns::{Netns, veth_pair},
-    process::{ChildGuard, wait_for},
+    process::wait_for,
     require_root,
 };
 use keepxdp_tests::keepxdp_bin;
 
-/// keepxdp running in `netns` with its own pin dir and control socket under `dir`.
-struct Keepxdp {
-    child: ChildGuard,
-    pin_dir: PathBuf,
-    control_socket: PathBuf,
+fn start_keepxdp(netns: &Netns, dir: &Path, config: &str) -> Result<Keepxdp> {
+    Keepxdp::start(&keepxdp_bin()?, netns, dir, config)
 }
 
-impl Keepxdp {
-    fn start(netns: &Netns, dir: &Path, config: &str) -> Result<Keepxdp> {
-        let config_path = dir.join(format!("keepxdp-{}.conf", netns.name));
-        std::fs::write(&config_path, config)?;
-        let pin_dir = dir.join(format!("pins-{}", netns.name));
-        let control_socket = dir.join(format!("keepxdp-{}.sock", netns.name));
-        let mut command = netns.command(keepxdp_bin()?.to_str().unwrap());
-        command
-            .args(["run", "-f"])
-            .arg(&config_path)
-            .arg("--pin-dir")
-            .arg(&pin_dir)
-            .arg("--control-socket")
-            .arg(&control_socket);
-        let mut child = ChildGuard::spawn("keepxdp", command, &dir.join(format!("keepxdp-{}.log", netns.name)))?;
-        let socket = control_socket.clone();
-        wait_for("keepxdp's control socket", Duration::from_secs(10), || {
-            child.check_running()?;
-            Ok(socket.exists())
-        })?;
-        Ok(Keepxdp { child, pin_dir, control_socket })
-    }
-
-    /// `keepxdp guard-stats --json`, run as a separate process, as an operator would.
-    fn guard_stats(&self, netns: &Netns) -> Result<serde_json::Value> {
-        let output = netns.run(
-            keepxdp_bin()?.to_str().unwrap(),
-            &["guard-stats", "--json", "--pin-dir", self.pin_dir.to_str().unwrap()],
-        )?;
-        Ok(serde_json::from_str(&output)?)
-    }
-
-    fn status(&self) -> Result<serde_json::Value> {
-        let output = keepxdp_lab::run(
-            keepxdp_bin()?.to_str().unwrap(),
-            &["status", "--control-socket", self.control_socket.to_str().unwrap()],
-        )?;
-        Ok(serde_json::from_str(&output)?)
-    }
-
-    /// SIGTERM; keepxdp must exit 0 and leave no pins behind.
-    fn stop(&mut self) -> Result<()> {
-        let status = self.child.stop(Duration::from_secs(5))?;
-        ensure!(status.success(), "keepxdp exited with {status}; log:\n{}", self.child.log_text());
-        ensure!(!self.pin_dir.exists(), "{} is still there after SIGTERM", self.pin_dir.display());
-        ensure!(!self.control_socket.exists(), "the control socket is still there after SIGTERM");
-        Ok(())
-    }
+fn guard_stats(keepxdp: &Keepxdp, netns: &Netns) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&keepxdp.guard_stats_json(netns)?)?)
 }
 
-impl Drop for Keepxdp {
-    /// A keepxdp killed by a failing test leaves its bpffs mounted on the pin dir.
-    fn drop(&mut self) {
-        let _ = self.child.stop(Duration::from_secs(2));
-        if self.pin_dir.exists() {
-            let _ = keepxdp_lab::run("umount", &["-l", self.pin_dir.to_str().unwrap()]);
-        }
-    }
+fn status(keepxdp: &Keepxdp) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&keepxdp.status_json()?)?)
 }
 
 fn count(stats: &serde_json::Value, vrid: u64, reason: &str) -> u64 {
@@ -153,8 +99,8 @@ fn lab_keepalived_adverts_are_accepted_and_unconfigured_vrids_never_reach_a_raw_
     let node = Netns::new("x")?;
     veth_pair(&peer, "kxpeer", "10.77.0.1/24", &node, "kxnode", "10.77.0.2/24")?;
 
-    let mut keepxdp = Keepxdp::start(&node, dir.path(), &guard_config("kxnode", 51))?;
-    let status = keepxdp.status()?;
+    let mut keepxdp = start_keepxdp(&node, dir.path(), &guard_config("kxnode", 51))?;
+    let status = status(&keepxdp)?;
     assert_eq!(status["attachments"][0]["interface"], "kxnode");
     assert_eq!(status["attachments"][0]["mode"], "native", "veth has native XDP");
 
@@ -170,7 +116,7 @@ fn lab_keepalived_adverts_are_accepted_and_unconfigured_vrids_never_reach_a_raw_
     let mut stats = serde_json::Value::Null;
     let waited = wait_for("3 accepted adverts for VRID 51 and 3 unknown_vrid for VRID 52", Duration::from_secs(15), || {
         peer_keepalived.check_running()?;
-        stats = keepxdp.guard_stats(&node)?;
+        stats = guard_stats(&keepxdp, &node)?;
         Ok(count(&stats, 51, "accepted") >= 3 && count(&stats, 52, "unknown_vrid") >= 3)
     });
     // bpftool reads the same pinned map while keepxdp runs.
@@ -202,11 +148,11 @@ fn lab_two_keepxdp_processes_in_two_namespaces_do_not_clash() -> Result<()> {
     let left = Netns::new("l")?;
     let right = Netns::new("r")?;
     veth_pair(&left, "kxleft", "10.78.0.1/24", &right, "kxright", "10.78.0.2/24")?;
-    let mut first = Keepxdp::start(&left, dir.path(), &guard_config("kxleft", 7))?;
-    let mut second = Keepxdp::start(&right, dir.path(), &guard_config("kxright", 7))?;
+    let mut first = start_keepxdp(&left, dir.path(), &guard_config("kxleft", 7))?;
+    let mut second = start_keepxdp(&right, dir.path(), &guard_config("kxright", 7))?;
     assert_ne!(first.pin_dir, second.pin_dir);
-    assert_eq!(first.status()?["attachments"][0]["interface"], "kxleft");
-    assert_eq!(second.status()?["attachments"][0]["interface"], "kxright");
+    assert_eq!(status(&first)?["attachments"][0]["interface"], "kxleft");
+    assert_eq!(status(&second)?["attachments"][0]["interface"], "kxright");
     assert!(left.ip(&["link", "show", "dev", "kxleft"])?.contains("xdp"));
     assert!(right.ip(&["link", "show", "dev", "kxright"])?.contains("xdp"));
     first.stop()?;

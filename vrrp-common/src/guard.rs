@@ -138,3 +138,30 @@ impl GuardStatKey {
         Self { ifindex, vrid, family, reason: reason as u8, _pad: 0 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn map_types_have_the_sizes_both_sides_assume() {
+        // Explicit padding: no hidden bytes the kernel would hash differently.
+        assert_eq!(size_of::<VridKey>(), 8);
+        assert_eq!(size_of::<VridConfig>(), 4);
+        assert_eq!(size_of::<PeerKey>(), 24);
+        assert_eq!(size_of::<GuardStatKey>(), 8);
+    }
+
+    #[test]
+    fn every_reason_round_trips_through_its_byte_and_has_a_distinct_name() {
+        for (index, reason) in GuardReason::ALL.iter().enumerate() {
+            assert_eq!(GuardReason::from_u8(*reason as u8), Some(*reason));
+            assert_eq!(*reason as usize, index);
+            for other in &GuardReason::ALL[index + 1..] {
+                assert_ne!(reason.name(), other.name());
+            }
+        }
+        assert_eq!(GuardReason::from_u8(GuardReason::ALL.len() as u8), None);
+    }
+}

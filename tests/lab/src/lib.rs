@@ -7,6 +7,7 @@
 pub mod checksum;
 pub mod frames;
 pub mod keepalived;
+pub mod keepxdp;
 pub mod netns;
 pub mod process;
 

@@ -85,3 +85,43 @@ pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b
     }
     Ok(())
 }
+
+/// Sends raw Ethernet `frames` out of `device` in `netns` (AF_PACKET), as a forger on the
+/// segment would. Runs on a thread of its own that enters the namespace.
+pub fn send_frames(netns: &Netns, device: &str, frames: Vec<Vec<u8>>) -> Result<()> {
+    let ifindex = netns.ifindex(device)?;
+    let path = netns.path();
+    let device = device.to_string();
+    std::thread::spawn(move || -> Result<()> {
+        let file = File::open(&path)?;
+        setns(file, CloneFlags::CLONE_NEWNET)?;
+        let socket = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        anyhow::ensure!(socket >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = ifindex as i32;
+        address.sll_halen = 6;
+        let mut result = Ok(());
+        for frame in &frames {
+            address.sll_addr[..6].copy_from_slice(&frame[..6]);
+            let sent = unsafe {
+                libc::sendto(
+                    socket,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&address as *const libc::sockaddr_ll).cast(),
+                    size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            if sent < 0 {
+                result = Err(anyhow::anyhow!("sending a frame on {device}: {}", std::io::Error::last_os_error()));
+                break;
+            }
+        }
+        unsafe { libc::close(socket) };
+        result
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the sender thread panicked"))?
+}

@@ -1,0 +1,18 @@
+//! `cargo xtask bench`: measurements as ratios against a baseline run in the same invocation.
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::{ebpf, shell};
+
+pub fn bench() -> Result<()> {
+    keepxdp_lab::require_root()?;
+    ebpf::build_ebpf()?;
+    shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp-tests", "--bin", "keepxdp-bench"]))?;
+    let binary = shell::root().join("target/release/keepxdp-bench");
+    // One CPU, away from CPU 0 where interrupts land (BENCHMARKING.md).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = if cpus > 1 { "1" } else { "0" };
+    eprintln!("== guard cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu})");
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary))
+}

@@ -1,0 +1,101 @@
+//! `cargo xtask setup`: installs what is missing, and only that. Idempotent; says what it did.
+use std::{process::Command, time::Instant};
+
+use anyhow::{Result, bail};
+
+use crate::{ebpf::EbpfToolchain, shell};
+
+/// Debian packages: the LLVM 22 that bpf-linker links against (it matches rustc's LLVM 22;
+/// bookworm has it in bookworm-security), bpftool, and the lab's real peers and tools.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "bpftool",
+    "iproute2",
+    "util-linux",
+    "keepalived",
+    "tshark",
+    "tcpdump",
+    "nftables",
+    "curl",
+];
+
+pub const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn setup() -> Result<()> {
+    let started = Instant::now();
+    let mut did = Vec::new();
+    apt(&mut did)?;
+    let toolchain = EbpfToolchain::detect();
+    rust_src(toolchain, &mut did)?;
+    bpf_linker(&mut did)?;
+    if did.is_empty() {
+        eprintln!("setup: nothing to install (apt packages, rust-src for {}, bpf-linker {BPF_LINKER_VERSION} present)", toolchain.describe());
+    } else {
+        eprintln!("setup: {} in {:.0?}", did.join("; "), started.elapsed());
+    }
+    Ok(())
+}
+
+fn apt_installed(package: &str) -> bool {
+    shell::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|status| status.contains("install ok installed"))
+}
+
+fn apt(did: &mut Vec<String>) -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !apt_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("these Debian packages are missing and installing them needs root: {}", missing.join(" "));
+    }
+    shell::run(Command::new("apt-get").args(["update", "-q"]))?;
+    shell::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )?;
+    did.push(format!("installed {}", missing.join(" ")));
+    Ok(())
+}
+
+fn rust_src(toolchain: EbpfToolchain, did: &mut Vec<String>) -> Result<()> {
+    let mut list = Command::new("rustup");
+    list.env_remove("RUSTUP_TOOLCHAIN").args(["component", "list", "--installed", "--toolchain", toolchain.rustup_name()]);
+    let installed = shell::output(&mut list).unwrap_or_default();
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        return Ok(());
+    }
+    shell::run(
+        Command::new("rustup")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args(["component", "add", "rust-src", "--toolchain", toolchain.rustup_name()]),
+    )?;
+    did.push(format!("added rust-src to {}", toolchain.describe()));
+    Ok(())
+}
+
+fn bpf_linker(did: &mut Vec<String>) -> Result<()> {
+    let version = shell::output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.split_whitespace().nth(1) == Some(BPF_LINKER_VERSION) {
+        return Ok(());
+    }
+    // bpf-linker's build script finds LLVM through LLVM_PREFIX or the first llvm-config on
+    // PATH (Debian's /usr/bin/llvm-config is LLVM 14): point both at LLVM 22.
+    let path = format!("{LLVM_PREFIX}/bin:{}", std::env::var("PATH").unwrap_or_default());
+    shell::run(
+        shell::cargo()
+            .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("PATH", path)
+            .args(["install", "--locked", &format!("bpf-linker@{BPF_LINKER_VERSION}")])
+            .args(["--no-default-features", "--features", "llvm-22"]),
+    )?;
+    did.push(format!("built bpf-linker {BPF_LINKER_VERSION} against LLVM 22"));
+    Ok(())
+}

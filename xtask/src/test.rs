@@ -1,0 +1,28 @@
+//! `cargo xtask test`: unit tests, then BPF tests, then lab tests. The privileged tests
+//! fail (never skip) when they cannot run, so CI=true needs no special handling here.
+use anyhow::Result;
+
+use crate::{ebpf, shell};
+
+pub fn test() -> Result<()> {
+    ebpf::build_ebpf()?;
+
+    eprintln!("== unit tests (no root)");
+    shell::run(shell::cargo().args([
+        "test", "-p", "vrrp-common", "-p", "keepxdp", "-p", "keepxdp-lab", "-p", "xtask",
+    ]))?;
+
+    eprintln!("== BPF tests: the XDP programs loaded and run on crafted frames (BPF_PROG_TEST_RUN)");
+    shell::run(shell::cargo().args(["test", "-p", "keepxdp-tests", "--test", "bpf_guard"]))?;
+
+    eprintln!("== lab tests: network namespaces, keepalived, keepxdp, real packets");
+    shell::run(shell::cargo().args(["build", "-p", "keepxdp", "--bin", "keepxdp"]))?;
+    let binary = shell::root().join("target/debug/keepxdp");
+    shell::run(
+        shell::cargo()
+            .env("KEEPXDP_BIN", &binary)
+            .args(["test", "-p", "keepxdp-tests", "--test", "lab_guard", "--", "--test-threads=1"]),
+    )?;
+    eprintln!("== all tests passed");
+    Ok(())
+}
