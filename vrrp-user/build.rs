@@ -7,15 +7,10 @@ use std::{
     time::SystemTime,
 };
 
-const OBJECTS: [&str; 2] = ["vrrp-ebpf", "lvs-ebpf"];
-/// What the objects are built from.
-const SOURCES: [&str; 6] = [
-    "vrrp-ebpf/src",
-    "vrrp-ebpf/Cargo.toml",
-    "lvs-ebpf/src",
-    "lvs-ebpf/Cargo.toml",
-    "vrrp-common/src",
-    "vrrp-common/Cargo.toml",
+/// Each object, and what it is built from (its crate and the shared types).
+const OBJECTS: [(&str, [&str; 4]); 2] = [
+    ("vrrp-ebpf", ["vrrp-ebpf/src", "vrrp-ebpf/Cargo.toml", "vrrp-common/src", "vrrp-common/Cargo.toml"]),
+    ("lvs-ebpf", ["lvs-ebpf/src", "lvs-ebpf/Cargo.toml", "vrrp-common/src", "vrrp-common/Cargo.toml"]),
 ];
 
 fn main() {
@@ -28,17 +23,16 @@ fn main() {
     let object_dir = target_dir.join("bpfel-unknown-none").join("release");
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
-    let newest_source = SOURCES
-        .iter()
-        .map(|source| {
-            let path = root.join(source);
-            println!("cargo:rerun-if-changed={}", path.display());
-            newest_mtime(&path)
-        })
-        .max()
-        .flatten();
-
-    for name in OBJECTS {
+    for (name, sources) in OBJECTS {
+        let newest_source = sources
+            .iter()
+            .map(|source| {
+                let path = root.join(source);
+                println!("cargo:rerun-if-changed={}", path.display());
+                newest_mtime(&path)
+            })
+            .max()
+            .flatten();
         let object = object_dir.join(name);
         println!("cargo:rerun-if-changed={}", object.display());
         let built = match fs::metadata(&object).and_then(|m| m.modified()) {

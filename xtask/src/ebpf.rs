@@ -6,34 +6,41 @@ use anyhow::Result;
 use crate::shell;
 
 /// Which toolchain builds `core` for the BPF target: nightly when installed, else the
-/// default (stable) one with RUSTC_BOOTSTRAP=1 for `-Z build-std`.
+/// default one with RUSTC_BOOTSTRAP=1 for `-Z build-std`. KEEPXDP_EBPF_TOOLCHAIN=nightly or
+/// =default forces one.
 #[derive(Debug, Clone, Copy)]
 pub enum EbpfToolchain {
     Nightly,
-    StableBootstrap,
+    DefaultBootstrap,
 }
 
 impl EbpfToolchain {
     pub fn detect() -> EbpfToolchain {
+        match std::env::var("KEEPXDP_EBPF_TOOLCHAIN").as_deref() {
+            Ok("nightly") => return EbpfToolchain::Nightly,
+            Ok("default") => return EbpfToolchain::DefaultBootstrap,
+            _ => {}
+        }
         let list = shell::output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
         if list.lines().any(|line| line.starts_with("nightly")) {
             EbpfToolchain::Nightly
         } else {
-            EbpfToolchain::StableBootstrap
+            EbpfToolchain::DefaultBootstrap
         }
     }
 
-    pub fn rustup_name(self) -> &'static str {
+    /// `--toolchain` for rustup; None: the default toolchain.
+    pub fn rustup_name(self) -> Option<&'static str> {
         match self {
-            EbpfToolchain::Nightly => "nightly",
-            EbpfToolchain::StableBootstrap => "stable",
+            EbpfToolchain::Nightly => Some("nightly"),
+            EbpfToolchain::DefaultBootstrap => None,
         }
     }
 
     pub fn describe(self) -> &'static str {
         match self {
             EbpfToolchain::Nightly => "nightly",
-            EbpfToolchain::StableBootstrap => "stable (RUSTC_BOOTSTRAP=1)",
+            EbpfToolchain::DefaultBootstrap => "the default toolchain (RUSTC_BOOTSTRAP=1)",
         }
     }
 
@@ -43,8 +50,8 @@ impl EbpfToolchain {
             EbpfToolchain::Nightly => {
                 command.arg("+nightly");
             }
-            EbpfToolchain::StableBootstrap => {
-                command.arg("+stable").env("RUSTC_BOOTSTRAP", "1");
+            EbpfToolchain::DefaultBootstrap => {
+                command.env("RUSTC_BOOTSTRAP", "1");
             }
         }
         command

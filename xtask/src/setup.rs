@@ -65,17 +65,19 @@ fn apt(did: &mut Vec<String>) -> Result<()> {
 }
 
 fn rust_src(toolchain: EbpfToolchain, did: &mut Vec<String>) -> Result<()> {
-    let mut list = Command::new("rustup");
-    list.env_remove("RUSTUP_TOOLCHAIN").args(["component", "list", "--installed", "--toolchain", toolchain.rustup_name()]);
-    let installed = shell::output(&mut list).unwrap_or_default();
+    let rustup = |args: &[&str]| {
+        let mut command = Command::new("rustup");
+        command.env_remove("RUSTUP_TOOLCHAIN").current_dir(shell::root()).args(args);
+        if let Some(name) = toolchain.rustup_name() {
+            command.args(["--toolchain", name]);
+        }
+        command
+    };
+    let installed = shell::output(&mut rustup(&["component", "list", "--installed"])).unwrap_or_default();
     if installed.lines().any(|line| line.starts_with("rust-src")) {
         return Ok(());
     }
-    shell::run(
-        Command::new("rustup")
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .args(["component", "add", "rust-src", "--toolchain", toolchain.rustup_name()]),
-    )?;
+    shell::run(&mut rustup(&["component", "add", "rust-src"]))?;
     did.push(format!("added rust-src to {}", toolchain.describe()));
     Ok(())
 }
