@@ -1,9 +1,6 @@
 //! Shared by keepxdp's privileged tests and its benchmark binary.
 use anyhow::Result;
-use keepxdp::{
-    bpf::{Dataplane, GuardMaps, guard_entries},
-    config::InstanceSpec,
-};
+use keepxdp::bpf::{Dataplane, GuardInstance, GuardMaps, guard_entries};
 use vrrp_common::guard::{GuardReason, GuardStatKey};
 
 /// Loopback's index: what BPF_PROG_TEST_RUN reports as the ingress interface when no
@@ -11,7 +8,7 @@ use vrrp_common::guard::{GuardReason, GuardStatKey};
 pub const TEST_RUN_IFINDEX: u32 = 1;
 
 /// The real data plane, loaded, with `instances` configured as if on loopback.
-pub fn guard_with(instances: &[InstanceSpec]) -> Result<Dataplane> {
+pub fn guard_with(instances: &[GuardInstance]) -> Result<Dataplane> {
     keepxdp_lab::require_root()?;
     let mut dataplane = Dataplane::load()?;
     let entries = guard_entries(instances, |_| Ok(TEST_RUN_IFINDEX))?;
@@ -30,15 +27,14 @@ pub fn counter(dataplane: &Dataplane, vrid: u8, family: u8, reason: GuardReason)
         .sum())
 }
 
-/// A keepalived.conf-style instance spec, as the config reader would produce it.
-pub fn instance(vrid: u8, family: keepxdp::config::Family, peers: &[&str]) -> InstanceSpec {
-    InstanceSpec {
+/// What the guard needs of a vrrp_instance on loopback.
+pub fn instance(vrid: u8, family: keepxdp::config::Family, peers: &[&str]) -> GuardInstance {
+    GuardInstance {
         name: format!("VI_{vrid}"),
         interface: "lo".into(),
         vrid,
         family,
         unicast_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
-        line: 1,
     }
 }
 

@@ -7,15 +7,53 @@ use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    bpf::{Attachment, Dataplane, GuardMaps, ensure_bpffs, guard_entries},
-    config::{InstanceSpec, read_instances},
+    bpf::{Attachment, Dataplane, GuardInstance, GuardMaps, ensure_bpffs, guard_entries},
+    config::{self, Diagnostics, LoadOptions},
     ctl::ControlSocket,
 };
 
 pub struct RunOptions {
     pub config: PathBuf,
+    pub config_id: Option<String>,
     pub pin_dir: PathBuf,
     pub control_socket: PathBuf,
+}
+
+/// The configuration could not be used: its diagnostics say why.
+#[derive(Debug, thiserror::Error)]
+#[error("{} cannot be used ({} error(s))", .path.display(), .diagnostics.errors().count())]
+pub struct UnusableConfig {
+    pub path: PathBuf,
+    pub diagnostics: Diagnostics,
+}
+
+/// Reads and validates the file, logging every diagnostic; a fatal one stops keepxdp.
+fn read_config(options: &RunOptions) -> Result<Vec<GuardInstance>> {
+    let load_options = LoadOptions {
+        config_id: options.config_id.clone(),
+        environment: config::Environment { interfaces: config::system_interfaces() },
+    };
+    let loaded = config::load(&options.config, &load_options);
+    for diagnostic in &loaded.diagnostics.items {
+        match diagnostic.severity {
+            config::Severity::Error => tracing::error!("{diagnostic}"),
+            config::Severity::Warning => tracing::warn!("{diagnostic}"),
+        }
+    }
+    let Some(model) = loaded.runnable() else {
+        return Err(UnusableConfig { path: options.config.clone(), diagnostics: loaded.diagnostics }.into());
+    };
+    let mut instances = Vec::new();
+    for instance in model.vrrp_instances.iter().filter_map(GuardInstance::of) {
+        // keepalived keeps such an instance in FAULT until the interface appears; the guard
+        // has nothing to attach to, so it is left out (the check already warned).
+        if nix::net::if_::if_nametoindex(instance.interface.as_str()).is_err() {
+            tracing::warn!(instance = instance.name, interface = instance.interface, "interface does not exist; instance not guarded");
+            continue;
+        }
+        instances.push(instance);
+    }
+    Ok(instances)
 }
 
 #[derive(Serialize)]
@@ -23,12 +61,12 @@ struct Status<'a> {
     pid: u32,
     config: &'a std::path::Path,
     pin_dir: &'a std::path::Path,
-    instances: &'a [InstanceSpec],
+    instances: &'a [GuardInstance],
     attachments: &'a [Attachment],
 }
 
 pub async fn run(options: RunOptions) -> Result<()> {
-    let instances = read_instances(&options.config)?;
+    let instances = read_config(&options)?;
     if instances.is_empty() {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }

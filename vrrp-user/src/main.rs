@@ -5,9 +5,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use keepxdp::{
     bpf::{format_table, read_guard_stats},
-    config::ConfigError,
+    config::{self, LoadOptions},
     ctl::read_status,
-    daemon::{RunOptions, run},
+    daemon::{RunOptions, UnusableConfig, run},
 };
 use tracing_subscriber::EnvFilter;
 use vrrp_common::pins::DEFAULT_PIN_DIR;
@@ -28,6 +28,9 @@ enum Command {
         /// keepalived.conf to read.
         #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
         config: PathBuf,
+        /// keepalived's config id: selects `@ID` conditional lines (default: the host name).
+        #[arg(short = 'i', long)]
+        config_id: Option<String>,
         /// Where programs and maps are pinned (a bpffs is mounted if none is there).
         #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
@@ -43,6 +46,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a keepalived.conf (also spelled `keepxdp -t -f FILE`, as keepalived does).
+    /// Exit code: 0 usable (warnings allowed), 4 errors but keepxdp would run with the bad
+    /// parts skipped, 3 the configuration cannot be used at all.
+    Check {
+        #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
+        config: PathBuf,
+        /// keepalived's config id: selects `@ID` conditional lines (default: the host name).
+        #[arg(short = 'i', long)]
+        config_id: Option<String>,
+        /// Print the resolved model as JSON on stdout.
+        #[arg(long)]
+        dump: bool,
+    },
     /// Print a running keepxdp's status document (JSON).
     Status {
         #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
@@ -56,12 +72,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match execute(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    // keepalived's spelling of a config check: `keepalived -t -f FILE`.
+    let mut args: Vec<String> = std::env::args().collect();
+    if matches!(args.get(1).map(String::as_str), Some("-t" | "--config-test")) {
+        args[1] = "check".into();
+    }
+    match execute(Cli::parse_from(args)) {
+        Ok(code) => code,
         Err(error) => {
-            // Config errors already read `FILE:LINE:COL: error: ...`.
-            if let Some(config_error) = error.downcast_ref::<ConfigError>() {
-                eprintln!("{config_error}");
+            if let Some(unusable) = error.downcast_ref::<UnusableConfig>() {
+                // Each diagnostic was logged as it was found; end with the summary.
+                eprintln!("keepxdp: error: {unusable}");
             } else {
                 eprintln!("keepxdp: error: {error:#}");
             }
@@ -70,12 +91,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn execute(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Run { config, pin_dir, control_socket } => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, pin_dir, control_socket }))
+fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCode> {
+    let options = LoadOptions {
+        config_id,
+        environment: config::Environment { interfaces: config::system_interfaces() },
+    };
+    let loaded = config::load(&path, &options);
+    for diagnostic in &loaded.diagnostics.items {
+        eprintln!("{diagnostic}");
+    }
+    let errors = loaded.diagnostics.errors().count();
+    let warnings = loaded.diagnostics.warnings().count();
+    let code = loaded.diagnostics.exit_code();
+    let verdict = match code {
+        0 => "usable",
+        4 => "usable with the erroneous parts skipped",
+        _ => "cannot be used",
+    };
+    eprintln!("{}: {errors} error(s), {warnings} warning(s): {verdict}", path.display());
+    if dump {
+        if let Some(model) = &loaded.config {
+            println!("{}", serde_json::to_string_pretty(model)?);
         }
+    }
+    Ok(ExitCode::from(code as u8))
+}
+
+fn execute(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, config_id, pin_dir, control_socket } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, config_id, dump } => check(config, config_id, dump),
         Command::GuardStats { pin_dir, json } => {
             let rows = read_guard_stats(&pin_dir)?;
             if json {
@@ -83,11 +132,11 @@ fn execute(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", format_table(&rows));
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { control_socket } => {
             print!("{}", read_status(&control_socket)?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -14,5 +14,7 @@ pub fn bench() -> Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = if cpus > 1 { "1" } else { "0" };
     eprintln!("== guard cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu})");
-    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary))
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("guard"))?;
+    eprintln!("== keepalived.conf with 10,000 real servers: keepxdp (release) vs keepalived -t");
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))
 }

@@ -1,7 +1,8 @@
-//! `cargo xtask bench` runs this: the VRRP guard's per-packet cost, measured with
-//! BPF_PROG_TEST_RUN beside a bare XDP_PASS program in the same run (ratios, not absolute
-//! numbers, are what carry from run to run on a shared VM).
-use std::time::Duration;
+//! `cargo xtask bench` runs this. `guard`: the VRRP guard's per-packet cost, measured with
+//! BPF_PROG_TEST_RUN beside a bare XDP_PASS program in the same run. `config`: reading and
+//! validating a 10,000-real-server keepalived.conf, beside `keepalived -t` on the same file.
+//! Ratios, not absolute numbers, are what carry from run to run on a shared VM.
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
@@ -13,7 +14,78 @@ use vrrp_common::pins::{PROG_VRRP_GUARD, PROG_XDP_PASS};
 const RUNS: usize = 5;
 
 fn main() -> Result<()> {
-    let repeat: u32 = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(10_000_000);
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("guard") => guard(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10_000_000)),
+        Some("config") => config(),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config"),
+    }
+}
+
+/// 100 virtual servers × 100 real servers, each with a TCP_CHECK.
+fn ten_thousand_real_servers() -> String {
+    let mut text = String::from("global_defs {\n  router_id bench\n}\n");
+    for service in 0..100u32 {
+        text.push_str(&format!(
+            "virtual_server 10.1.{}.{} 80 {{\n  delay_loop 1\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n",
+            service / 250,
+            service % 250 + 1
+        ));
+        for server in 0..100u32 {
+            let n = service * 100 + server;
+            text.push_str(&format!(
+                "  real_server 127.{}.{}.{} 8080 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n",
+                n / 65536 % 256,
+                n / 256 % 256,
+                n % 256
+            ));
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+fn config() -> Result<()> {
+    use keepxdp::config::{LoadOptions, load};
+    let dir = std::env::temp_dir().join(format!("keepxdp-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("keepalived.conf");
+    std::fs::write(&path, ten_thousand_real_servers())?;
+    let mut ours = Vec::new();
+    let mut real_servers = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let loaded = load(&path, &LoadOptions::default());
+        ours.push(started.elapsed());
+        anyhow::ensure!(!loaded.diagnostics.has_errors(), "the generated config has errors: {:?}", loaded.diagnostics.items.first());
+        real_servers = loaded.config.map_or(0, |c| c.virtual_servers.iter().map(|v| v.real_servers.len()).sum());
+    }
+    let mut theirs = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let status = std::process::Command::new("keepalived")
+            .args(["-t", "-l", "-f"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .context("running keepalived -t")?;
+        theirs.push(started.elapsed());
+        let _ = status;
+    }
+    ours.sort();
+    theirs.sort();
+    let ours_ms = ours[RUNS / 2].as_secs_f64() * 1000.0;
+    let theirs_ms = theirs[RUNS / 2].as_secs_f64() * 1000.0;
+    println!("| reader | ms (median of {RUNS}) | ÷ keepalived -t |");
+    println!("|---|---|---|");
+    println!("| keepxdp: read + parse + validate, {real_servers} real servers | {ours_ms:.1} | {:.2} |", ours_ms / theirs_ms);
+    println!("| keepalived 2.2.7 -t on the same file | {theirs_ms:.1} | 1.00 |");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+fn guard(repeat: u32) -> Result<()> {
     let mut dataplane = guard_with(&[instance(51, Family::Ipv4, &[])])?;
     let pass: &mut Xdp = dataplane
         .balancer_object()

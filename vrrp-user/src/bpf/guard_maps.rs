@@ -6,7 +6,31 @@ use vrrp_common::guard::{
     FAMILY_IPV4, FAMILY_IPV6, PeerKey, VRID_FLAG_UNICAST, VridConfig, VridKey,
 };
 
-use crate::config::{Family, InstanceSpec};
+use crate::config::{Family, model::VrrpInstance};
+
+/// What the guard needs of one vrrp_instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GuardInstance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub family: Family,
+    /// Empty means multicast; otherwise adverts are accepted only from these sources.
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+impl GuardInstance {
+    /// None for an instance validation left without interface or VRID (never runs).
+    pub fn of(instance: &VrrpInstance) -> Option<GuardInstance> {
+        Some(GuardInstance {
+            name: instance.name.clone(),
+            interface: instance.interface.clone()?,
+            vrid: instance.virtual_router_id?,
+            family: instance.family,
+            unicast_peers: instance.unicast_peer.clone(),
+        })
+    }
+}
 
 /// Rows for `vrids` and `vrrp_peers`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -49,7 +73,7 @@ pub fn address_bytes(address: &IpAddr) -> [u8; 16] {
 
 /// The rows for `instances`, each on the interface index `ifindex_of` gives its interface.
 pub fn guard_entries(
-    instances: &[InstanceSpec],
+    instances: &[GuardInstance],
     mut ifindex_of: impl FnMut(&str) -> Result<u32>,
 ) -> Result<GuardEntries> {
     let mut entries = GuardEntries::default();
@@ -69,14 +93,13 @@ pub fn guard_entries(
 mod tests {
     use super::*;
 
-    fn spec(interface: &str, vrid: u8, family: Family, peers: &[&str]) -> InstanceSpec {
-        InstanceSpec {
+    fn spec(interface: &str, vrid: u8, family: Family, peers: &[&str]) -> GuardInstance {
+        GuardInstance {
             name: format!("VI_{vrid}"),
             interface: interface.into(),
             vrid,
             family,
             unicast_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
-            line: 1,
         }
     }
 

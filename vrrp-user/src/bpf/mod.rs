@@ -9,6 +9,6 @@ mod stats;
 
 pub use bpffs::{BpffsMount, ensure_bpffs};
 pub use dataplane::{AttachMode, Attachment, Dataplane};
-pub use guard_maps::{GuardEntries, GuardMaps, guard_entries};
+pub use guard_maps::{GuardEntries, GuardInstance, GuardMaps, guard_entries};
 pub use objects::{LVS_EBPF, VRRP_EBPF};
 pub use stats::{GuardStatRow, format_table, guard_stat_totals, read_guard_stats, rows_from_counts};

@@ -1,16 +1,17 @@
 //! keepalived.conf tokens: words, quoted strings and braces, with `#` and `!` comments to the
-//! end of the line. Braces are tokens of their own even when glued to a word (`vrrp_instance
-//! VI_1{`), as keepalived accepts.
-use std::path::Path;
-
-use super::ConfigError;
+//! end of the line. Braces are tokens of their own even when glued to a word
+//! (`vrrp_instance VI_1{`), as keepalived accepts. Every token keeps its file:line:col.
+use super::{
+    diagnostic::{Diagnostics, Pos},
+    source::SourceLine,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub text: String,
-    /// 1-based line and column of the token's first character.
-    pub line: usize,
-    pub column: usize,
+    pub pos: Pos,
+    /// Tokens of one logical line (physical lines joined by `\`) share this id.
+    pub logical: usize,
     /// Was written in double quotes (so `{` inside is text, not a brace).
     pub quoted: bool,
 }
@@ -24,69 +25,66 @@ impl Token {
     }
 }
 
-pub fn tokenize(file: &Path, source: &str) -> Result<Vec<Token>, ConfigError> {
+pub fn tokenize(lines: &[SourceLine], diagnostics: &mut Diagnostics) -> Vec<Token> {
     let mut tokens = Vec::new();
-    for (line_index, line) in source.lines().enumerate() {
-        let line_number = line_index + 1;
-        let chars: Vec<char> = line.chars().collect();
+    for line in lines {
+        let chars: Vec<char> = line.text.chars().collect();
+        let pos = |at: usize| Pos { file: line.file.clone(), line: line.number, column: at + 1 };
         let mut at = 0;
         while at < chars.len() {
             let c = chars[at];
-            let column = at + 1;
             if c.is_whitespace() {
                 at += 1;
             } else if c == '#' || c == '!' {
                 break;
             } else if c == '{' || c == '}' {
-                tokens.push(Token { text: c.to_string(), line: line_number, column, quoted: false });
+                tokens.push(Token { text: c.to_string(), pos: pos(at), logical: line.logical, quoted: false });
                 at += 1;
             } else if c == '"' {
                 let start = at + 1;
                 let Some(length) = chars[start..].iter().position(|&q| q == '"') else {
-                    return Err(ConfigError {
-                        file: file.to_path_buf(),
-                        line: line_number,
-                        column,
-                        message: "unterminated quoted string".into(),
-                    });
+                    diagnostics.error(&pos(at), "unterminated quoted string");
+                    let text = chars[start..].iter().collect();
+                    tokens.push(Token { text, pos: pos(at), logical: line.logical, quoted: true });
+                    break;
                 };
                 let text = chars[start..start + length].iter().collect();
-                tokens.push(Token { text, line: line_number, column, quoted: true });
+                tokens.push(Token { text, pos: pos(at), logical: line.logical, quoted: true });
                 at = start + length + 1;
             } else {
                 let start = at;
-                while at < chars.len()
-                    && !chars[at].is_whitespace()
-                    && !matches!(chars[at], '{' | '}' | '"')
-                {
+                while at < chars.len() && !chars[at].is_whitespace() && !matches!(chars[at], '{' | '}' | '"') {
                     at += 1;
                 }
                 let text = chars[start..at].iter().collect();
-                tokens.push(Token { text, line: line_number, column, quoted: false });
+                tokens.push(Token { text, pos: pos(start), logical: line.logical, quoted: false });
             }
         }
     }
-    Ok(tokens)
+    tokens
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::config::source::read_source_text;
+
+    fn lex(source: &str) -> (Vec<Token>, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let lines = read_source_text(Path::new("t.conf"), source, "", &mut diagnostics);
+        let tokens = tokenize(&lines, &mut diagnostics);
+        (tokens, diagnostics)
+    }
 
     fn texts(source: &str) -> Vec<(String, usize, usize)> {
-        tokenize(Path::new("t.conf"), source)
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.text, t.line, t.column))
-            .collect()
+        lex(source).0.into_iter().map(|t| (t.text, t.pos.line, t.pos.column)).collect()
     }
 
     #[test]
     fn comments_run_to_the_end_of_the_line_with_hash_or_bang() {
-        assert_eq!(
-            texts("a b # c\n! d\n  e"),
-            vec![("a".into(), 1, 1), ("b".into(), 1, 3), ("e".into(), 3, 3)]
-        );
+        assert_eq!(texts("a b # c\n! d\n  e"), vec![("a".into(), 1, 1), ("b".into(), 1, 3), ("e".into(), 3, 3)]);
     }
 
     #[test]
@@ -96,15 +94,15 @@ mod tests {
     }
 
     #[test]
-    fn quoted_strings_keep_spaces_and_braces() {
-        let tokens = tokenize(Path::new("t.conf"), r#"script "/bin/x { arg""#).unwrap();
-        assert_eq!(tokens[1].text, "/bin/x { arg");
+    fn quoted_strings_keep_spaces_braces_and_comment_marks() {
+        let (tokens, _) = lex(r#"script "/bin/x { arg # 1""#);
+        assert_eq!(tokens[1].text, "/bin/x { arg # 1");
         assert!(tokens[1].quoted && !tokens[1].is_open());
     }
 
     #[test]
     fn an_unterminated_quote_is_an_error_at_its_position() {
-        let error = tokenize(Path::new("k.conf"), "a\n  notify \"/bin/x").unwrap_err();
-        assert_eq!(error.to_string(), "k.conf:2:10: error: unterminated quoted string");
+        let (_, diagnostics) = lex("a\n  notify \"/bin/x");
+        assert_eq!(diagnostics.items[0].to_string(), "t.conf:2:10: error: unterminated quoted string");
     }
 }

@@ -1,0 +1,34 @@
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use super::Kept;
+
+/// `global_defs`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GlobalDefs {
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    /// `smtp_server ADDRESS [PORT]`, as written.
+    pub smtp_server: Option<String>,
+    pub smtp_connect_timeout: Option<u32>,
+    pub smtp_helo_name: Option<String>,
+    pub vrrp_mcast_group4: Option<Ipv4Addr>,
+    pub vrrp_mcast_group6: Option<Ipv6Addr>,
+    /// Default VRRP version for instances (keepalived: 2).
+    pub vrrp_version: Option<u8>,
+    pub vrrp_strict: bool,
+    pub vrrp_garp_master_delay: Option<u32>,
+    pub vrrp_garp_master_repeat: Option<u32>,
+    pub vrrp_garp_master_refresh: Option<u32>,
+    pub vrrp_garp_master_refresh_repeat: Option<u32>,
+    pub vrrp_garp_interval: Option<f64>,
+    pub vrrp_gna_interval: Option<f64>,
+    pub enable_script_security: bool,
+    /// `script_user USER [GROUP]`.
+    pub script_user: Option<String>,
+    pub vrrp_startup_delay: Option<f64>,
+    pub max_auto_priority: Option<i32>,
+    pub not_implemented: Vec<Kept>,
+}
