@@ -135,3 +135,21 @@ fn a_keyword_keepalived_knows_but_keepxdp_does_not_implement_is_a_warning_naming
     let kept = &loaded.config.unwrap().vrrp_instances[0].not_implemented[0];
     assert_eq!((kept.keyword.as_str(), kept.args.as_slice()), ("lvs_sync_daemon_interface", &["eth1".to_string()][..]));
 }
+
+#[test]
+fn scripts_without_enable_script_security_are_warned_about_as_keepalived_does() {
+    let text = "vrrp_script chk {\n script /bin/true\n}\n";
+    assert_reports(text, "t.conf:1:1: warning: scripts are configured but global_defs has no `enable_script_security`: keepalived reports a security violation; set it (and `script_user`) so scripts do not run as root unchecked");
+    let secured = format!("global_defs {{\n enable_script_security\n}}\n{text}");
+    assert!(diagnostics(&secured).is_empty(), "{:?}", diagnostics(&secured));
+}
+
+#[test]
+fn weighted_tracking_in_a_sync_group_is_ignored_with_a_warning() {
+    let text = format!(
+        "global_defs {{\n enable_script_security\n}}\nvrrp_script chk {{\n script /bin/true\n weight -20\n}}\nvrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n}}\n{}{}",
+        instance(" track_script {\n  chk\n }"),
+        instance("").replace("vrrp_instance A", "vrrp_instance B").replace("51", "52")
+    );
+    assert_reports(&text, "t.conf:18:3: warning: (A) is in a sync group: the weight of tracked `chk` is ignored, as keepalived does; a failure takes the instance to FAULT");
+}

@@ -203,3 +203,17 @@ fn includes_conditionals_and_parameters_resolve_before_parsing() {
         assert!(config.vrrp_instances[0].at.ends_with("conf.d/a.conf:1:1"), "{}", config.vrrp_instances[0].at);
     }
 }
+
+#[test]
+fn a_direct_routing_real_server_gets_the_virtual_port_as_in_keepalived() {
+    let loaded = load_str(
+        Path::new("t.conf"),
+        "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.5 8080 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+        &LoadOptions::default(),
+    );
+    assert_eq!(
+        loaded.diagnostics.items.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        ["t.conf:4:3: warning: real_server 10.0.0.5 port 8080 differs from virtual server 10.0.0.1 port 80; DR cannot change ports, so it is reset to 80 as keepalived does"]
+    );
+    assert_eq!(loaded.config.unwrap().virtual_servers[0].real_servers[0].port, Some(80));
+}

@@ -27,7 +27,7 @@ fn ten_thousand_real_servers() -> String {
     let mut text = String::from("global_defs {\n  router_id bench\n}\n");
     for service in 0..100u32 {
         text.push_str(&format!(
-            "virtual_server 10.1.{}.{} 80 {{\n  delay_loop 1\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n",
+            "virtual_server 10.1.{}.{} 80 {{\n  delay_loop 1\n  lb_algo wlc\n  lb_kind NAT\n  protocol TCP\n",
             service / 250,
             service % 250 + 1
         ));

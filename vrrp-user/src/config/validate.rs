@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{
     build::pos_of,
     diagnostic::Diagnostics,
-    model::{Config, Tracking, VirtualServerKey},
+    model::{Checker, Config, LbKind, Tracking, VirtualServerKey},
 };
 
 /// Options of a check that depend on the machine rather than the file.
@@ -20,7 +20,86 @@ pub fn validate(config: &mut Config, environment: &Environment, diagnostics: &mu
     tracking_references(config, diagnostics);
     sync_groups(config, diagnostics);
     virtual_server_groups(config, diagnostics);
+    direct_routing_ports(config, diagnostics);
+    sync_group_weights(config, diagnostics);
+    script_security(config, diagnostics);
     interfaces(config, environment, diagnostics);
+}
+
+/// keepalived ignores weighted tracking of sync group members (a member that changed
+/// priority alone would split the group), unless told otherwise.
+fn sync_group_weights(config: &Config, diagnostics: &mut Diagnostics) {
+    let members: BTreeSet<&str> = config.vrrp_sync_groups.iter().flat_map(|g| g.group.iter().map(String::as_str)).collect();
+    let script_weights: BTreeMap<&str, i32> = config.vrrp_scripts.iter().map(|s| (s.name.as_str(), s.weight)).collect();
+    for instance in config.vrrp_instances.iter().filter(|i| members.contains(i.name.as_str())) {
+        let tracking = &instance.tracking;
+        let weighted = tracking
+            .track_script
+            .iter()
+            .filter(|r| r.weight.or(script_weights.get(r.name.as_str()).copied()).unwrap_or(0) != 0)
+            .chain(tracking.track_interface.iter().filter(|r| r.weight.unwrap_or(0) != 0))
+            .chain(tracking.track_file.iter().filter(|r| r.weight.unwrap_or(0) != 0))
+            .chain(tracking.track_process.iter().filter(|r| r.weight.unwrap_or(0) != 0));
+        for tracked in weighted {
+            diagnostics.warning(
+                &pos_of(&tracked.at),
+                format!("({}) is in a sync group: the weight of tracked `{}` is ignored, as keepalived does; a failure takes the instance to FAULT", instance.name, tracked.name),
+            );
+        }
+    }
+}
+
+/// keepalived refuses to run scripts as root without `enable_script_security` (`-t` reports
+/// a security violation); keepxdp warns at the first script.
+fn script_security(config: &Config, diagnostics: &mut Diagnostics) {
+    if config.global_defs.enable_script_security {
+        return;
+    }
+    let vrrp_scripts = config.vrrp_scripts.iter().filter(|s| s.script.is_some()).map(|s| s.at.as_str());
+    let notifies = config.vrrp_instances.iter().filter(|i| i.notify != Default::default()).map(|i| i.at.as_str());
+    let group_notifies = config.vrrp_sync_groups.iter().filter(|g| g.notify != Default::default()).map(|g| g.at.as_str());
+    let checks = config.virtual_servers.iter().flat_map(|v| {
+        let quorum = (v.quorum_up.is_some() || v.quorum_down.is_some()).then_some(v.at.as_str());
+        let reals = v.real_servers.iter().flat_map(|r| {
+            let notify = (r.notify_up.is_some() || r.notify_down.is_some()).then_some(r.at.as_str());
+            let misc = r.checkers.iter().filter_map(|c| match c {
+                Checker::MiscCheck(misc) => Some(misc.at.as_str()),
+                _ => None,
+            });
+            notify.into_iter().chain(misc)
+        });
+        quorum.into_iter().chain(reals)
+    });
+    if let Some(first) = vrrp_scripts.chain(notifies).chain(group_notifies).chain(checks).next() {
+        diagnostics.warning(
+            &pos_of(first),
+            "scripts are configured but global_defs has no `enable_script_security`: keepalived reports a security violation; set it (and `script_user`) so scripts do not run as root unchecked",
+        );
+    }
+}
+
+/// DR and TUN forward the packet unchanged, so a real server listens on the virtual port:
+/// keepalived resets a different real-server port, with a warning. So does keepxdp.
+fn direct_routing_ports(config: &mut Config, diagnostics: &mut Diagnostics) {
+    for server in &mut config.virtual_servers {
+        let VirtualServerKey::Address { port: Some(virtual_port), ip } = server.key else { continue };
+        let service_kind = server.lb_kind.kind;
+        for real in &mut server.real_servers {
+            let kind = real.lvs_method.map_or(service_kind, |m| m.kind);
+            let Some(real_port) = real.port else { continue };
+            if kind != LbKind::Nat && real_port != virtual_port {
+                let method = if kind == LbKind::Dr { "DR" } else { "TUN" };
+                diagnostics.warning(
+                    &pos_of(&real.at),
+                    format!(
+                        "real_server {} port {real_port} differs from virtual server {ip} port {virtual_port}; {method} cannot change ports, so it is reset to {virtual_port} as keepalived does",
+                        real.ip
+                    ),
+                );
+                real.port = Some(virtual_port);
+            }
+        }
+    }
 }
 
 /// `virtual_server group NAME` must name a virtual_server_group; keepalived drops it otherwise.
