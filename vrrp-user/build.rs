@@ -42,14 +42,13 @@ fn main() {
                 object.display()
             )),
         };
-        if let Some(source_time) = newest_source {
-            if source_time > built {
+        if let Some(source_time) = newest_source
+            && source_time > built {
                 stop(&format!(
                     "the XDP object {} is older than its sources; run `cargo xtask build-ebpf` (or `cargo xtask build`) to rebuild it",
                     object.display()
                 ));
             }
-        }
     }
     println!("cargo:rustc-env=KEEPXDP_EBPF_DIR={}", object_dir.display());
 }

@@ -3,8 +3,10 @@
 //! - `config`: reading keepalived.conf (file:line:col diagnostics)
 //! - `bpf`: the XDP programs and their maps (the only place that touches BPF)
 //! - `ctl`: the control socket
+//! - `vrrp`: the VRRP protocol: wire format and the election state machine
 //! - `daemon`: `keepxdp run`, wiring the above together
 pub mod bpf;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod vrrp;

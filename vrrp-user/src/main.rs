@@ -109,11 +109,10 @@ fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCod
         _ => "cannot be used",
     };
     eprintln!("{}: {errors} error(s), {warnings} warning(s): {verdict}", path.display());
-    if dump {
-        if let Some(model) = &loaded.config {
+    if dump
+        && let Some(model) = &loaded.config {
             println!("{}", serde_json::to_string_pretty(model)?);
         }
-    }
     Ok(ExitCode::from(code as u8))
 }
 

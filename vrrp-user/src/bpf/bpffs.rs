@@ -34,17 +34,16 @@ impl BpffsMount {
                     entries.filter_map(Result::ok).any(|e| !e.file_name().to_string_lossy().ends_with(".debug"))
                 })
                 .unwrap_or(true);
-            if !ours_left {
-                if let Err(error) = umount2(&path, MntFlags::MNT_DETACH) {
+            if !ours_left
+                && let Err(error) = umount2(&path, MntFlags::MNT_DETACH) {
                     tracing::warn!(path = %path.display(), %error, "cannot unmount the bpffs keepxdp mounted");
                 }
-            }
         }
     }
 }
 
 fn is_bpffs(path: &Path) -> bool {
-    statfs(path).map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC).unwrap_or(false)
+    statfs(path).map(|s| s.filesystem_type().0 == BPF_FS_MAGIC).unwrap_or(false)
 }
 
 /// Creates `pin_dir` on a bpffs. If its nearest existing ancestor is on a bpffs, the

@@ -99,16 +99,14 @@ impl Reader<'_> {
             }
             let trimmed = line.trim_start();
             // `$NAME=value` defines a parameter (the whole line).
-            if let Some(definition) = trimmed.strip_prefix('$') {
-                if let Some((name, value)) = definition.split_once('=') {
-                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if let Some(definition) = trimmed.strip_prefix('$')
+                && let Some((name, value)) = definition.split_once('=')
+                    && !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                         self.parameters.insert(name.to_string(), value.trim().to_string());
                         self.push(&file, number, String::new());
                         continued = false;
                         continue;
                     }
-                }
-            }
             if line.contains('$') {
                 line = self.substitute(&line, &pos(1));
             }

@@ -217,14 +217,13 @@ fn sync_groups(config: &Config, diagnostics: &mut Diagnostics) {
 fn interfaces(config: &Config, environment: &Environment, diagnostics: &mut Diagnostics) {
     let Some(existing) = &environment.interfaces else { return };
     for instance in &config.vrrp_instances {
-        if let Some(interface) = &instance.interface {
-            if !existing.contains(interface) {
+        if let Some(interface) = &instance.interface
+            && !existing.contains(interface) {
                 diagnostics.warning(
                     &pos_of(&instance.at),
                     format!("({}) interface {interface} does not exist on this system (yet)", instance.name),
                 );
             }
-        }
         for tracked in &instance.tracking.track_interface {
             if !existing.contains(&tracked.name) {
                 diagnostics.warning(&pos_of(&tracked.at), format!("({}) track_interface {} does not exist on this system (yet)", instance.name, tracked.name));

@@ -1,0 +1,4 @@
+//! VRRP (RFC 3768 v2, RFC 9568 v3): `wire` knows the bytes, `fsm` decides (a pure function
+//! of state, event and time). Sockets, timers and netlink live outside both.
+pub mod fsm;
+pub mod wire;
