@@ -9,4 +9,5 @@ pub mod bpf;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod net;
 pub mod vrrp;

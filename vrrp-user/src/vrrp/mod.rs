@@ -2,4 +2,5 @@
 //! of state, event and time). Sockets, timers and netlink live outside both.
 pub mod discard;
 pub mod fsm;
+pub mod socket;
 pub mod wire;

@@ -1,0 +1,150 @@
+//! The VRRP sockets of one interface (IPv4): a raw IPPROTO_VRRP socket bound to the device,
+//! joined to the VRRP group, sending with TTL 255 (RFC 9568 §5.1.1.3). The kernel writes the
+//! IP header on send and delivers it on receive (so the TTL can be checked).
+use std::{
+    io,
+    mem::MaybeUninit,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    os::fd::AsRawFd,
+};
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+pub const IPPROTO_VRRP: i32 = 112;
+/// RFC 9568 §5.1.1.2: 224.0.0.18.
+pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+
+pub struct VrrpSocketV4 {
+    socket: AsyncFd<Socket>,
+}
+
+impl VrrpSocketV4 {
+    /// `source`: the address adverts are sent from (unicast_src_ip, mcast_src_ip or the
+    /// interface's primary address).
+    pub fn open(interface: &str, ifindex: u32, source: Ipv4Addr, group: Ipv4Addr) -> Result<VrrpSocketV4> {
+        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .context("opening a raw VRRP socket (needs CAP_NET_RAW)")?;
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .with_context(|| format!("binding the VRRP socket to {interface}"))?;
+        socket.set_ttl_v4(255)?;
+        socket.set_multicast_ttl_v4(255)?;
+        socket.set_multicast_loop_v4(false)?;
+        socket.set_multicast_if_v4(&source)?;
+        socket
+            .join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex))
+            .with_context(|| format!("joining {group} on {interface}"))?;
+        socket
+            .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
+            .with_context(|| format!("binding the VRRP socket to {source}"))?;
+        socket.set_nonblocking(true)?;
+        Ok(VrrpSocketV4 { socket: AsyncFd::new(socket)? })
+    }
+
+    /// One datagram, IP header included.
+    pub async fn recv(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.socket.readable().await?;
+            let result = guard.try_io(|inner| {
+                // SAFETY: MaybeUninit<u8> has the layout of u8; recv only writes.
+                let uninit = unsafe { &mut *(buffer as *mut [u8] as *mut [MaybeUninit<u8>]) };
+                inner.get_ref().recv(uninit)
+            });
+            match result {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends a VRRP message (the kernel adds the IP header) to `destination`.
+    pub async fn send(&self, message: &[u8], destination: Ipv4Addr) -> io::Result<()> {
+        let address = SocketAddr::V4(SocketAddrV4::new(destination, 0)).into();
+        loop {
+            let mut guard = self.socket.writable().await?;
+            match guard.try_io(|inner| inner.get_ref().send_to(message, &address)) {
+                Ok(result) => return result.map(|_| ()),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.socket.get_ref().as_raw_fd()
+    }
+}
+
+/// A packet socket on one interface, for gratuitous ARP and unsolicited NA frames.
+pub struct FrameSocket {
+    socket: Socket,
+    ifindex: u32,
+}
+
+impl FrameSocket {
+    pub fn open(ifindex: u32) -> Result<FrameSocket> {
+        let socket = Socket::new(Domain::PACKET, Type::RAW, None).context("opening a packet socket")?;
+        Ok(FrameSocket { socket, ifindex })
+    }
+
+    /// Sends a whole Ethernet frame (its first 6 bytes are the destination).
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = self.ifindex as i32;
+        address.sll_halen = 6;
+        address.sll_addr[..6].copy_from_slice(&frame[..6]);
+        let sent = unsafe {
+            libc::sendto(
+                self.socket.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&address as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if sent < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+}
+
+/// The interface's MAC address, asked of the kernel (not /sys, which `nsenter --net` leaves
+/// showing another namespace).
+pub fn mac_address(interface: &str) -> Result<[u8; 6]> {
+    let text = mac_via_ioctl(interface).with_context(|| format!("reading the MAC address of {interface}"))?;
+    let mut mac = [0u8; 6];
+    for (slot, part) in mac.iter_mut().zip(text.trim().split(':')) {
+        *slot = u8::from_str_radix(part, 16).with_context(|| format!("bad MAC {text}"))?;
+    }
+    Ok(mac)
+}
+
+/// SIOCGIFHWADDR on the current network namespace.
+fn mac_via_ioctl(interface: &str) -> io::Result<String> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(interface.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut request) };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+    Ok(data[..6].iter().map(|b| format!("{:02x}", *b as u8)).collect::<Vec<_>>().join(":"))
+}
+
+/// The first IPv4 address of the interface (the VRRP "primary address"), via getifaddrs.
+pub fn primary_ipv4(interface: &str) -> Result<Ipv4Addr> {
+    let addresses = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
+    for entry in addresses {
+        if entry.interface_name != interface {
+            continue;
+        }
+        if let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+            return Ok(address.ip());
+        }
+    }
+    anyhow::bail!("interface {interface} has no IPv4 address to send VRRP adverts from")
+}
