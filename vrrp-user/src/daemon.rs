@@ -1,15 +1,22 @@
 //! `keepxdp run`: read the config, load and attach the data plane, fill its maps, pin it,
-//! serve status, and on SIGTERM/SIGINT take it all down again.
-use std::{collections::BTreeSet, fs, path::PathBuf};
+//! run the VRRP instances, serve status, and on SIGTERM/SIGINT take it all down again
+//! (Masters send priority 0 and remove their virtual addresses first).
+use std::{collections::BTreeSet, fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::watch,
+    task::JoinSet,
+};
 
 use crate::{
     bpf::{Attachment, Dataplane, GuardInstance, GuardMaps, ensure_bpffs, guard_entries},
-    config::{self, Diagnostics, LoadOptions},
+    config::{self, Config, Diagnostics, LoadOptions},
     ctl::ControlSocket,
+    net::Netlink,
+    vrrp::instance::{self, InstanceSpec, InstanceStatus},
 };
 
 pub struct RunOptions {
@@ -28,7 +35,7 @@ pub struct UnusableConfig {
 }
 
 /// Reads and validates the file, logging every diagnostic; a fatal one stops keepxdp.
-fn read_config(options: &RunOptions) -> Result<Vec<GuardInstance>> {
+fn read_config(options: &RunOptions) -> Result<(Config, Vec<GuardInstance>)> {
     let load_options = LoadOptions {
         config_id: options.config_id.clone(),
         environment: config::Environment { interfaces: config::system_interfaces() },
@@ -40,7 +47,7 @@ fn read_config(options: &RunOptions) -> Result<Vec<GuardInstance>> {
             config::Severity::Warning => tracing::warn!("{diagnostic}"),
         }
     }
-    let Some(model) = loaded.runnable() else {
+    let Some(model) = loaded.runnable().cloned() else {
         return Err(UnusableConfig { path: options.config.clone(), diagnostics: loaded.diagnostics }.into());
     };
     let mut instances = Vec::new();
@@ -53,7 +60,7 @@ fn read_config(options: &RunOptions) -> Result<Vec<GuardInstance>> {
         }
         instances.push(instance);
     }
-    Ok(instances)
+    Ok((model, instances))
 }
 
 #[derive(Serialize)]
@@ -63,10 +70,56 @@ struct Status<'a> {
     pin_dir: &'a std::path::Path,
     instances: &'a [GuardInstance],
     attachments: &'a [Attachment],
+    vrrp: Vec<InstanceStatus>,
+}
+
+/// The VRRP instances, each a task, stopped together.
+struct Instances {
+    tasks: JoinSet<()>,
+    shutdown: watch::Sender<bool>,
+    statuses: Vec<watch::Receiver<InstanceStatus>>,
+}
+
+fn start_instances(model: &Config) -> Result<Instances> {
+    let netlink = Netlink::connect()?;
+    let (shutdown, shutdown_receiver) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut statuses = Vec::new();
+    for configured in &model.vrrp_instances {
+        let spec = match InstanceSpec::from_config(configured, &model.global_defs) {
+            Ok(spec) => spec,
+            Err(error) => {
+                tracing::warn!(instance = configured.name, %error, "VRRP instance not started");
+                continue;
+            }
+        };
+        let (status, receiver) = watch::channel(InstanceStatus::new(&spec));
+        statuses.push(receiver);
+        let name = spec.name.clone();
+        let table = netlink.clone();
+        let shutdown = shutdown_receiver.clone();
+        tasks.spawn(async move {
+            if let Err(error) = instance::run(spec, table, shutdown, status).await {
+                tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
+            }
+        });
+    }
+    Ok(Instances { tasks, shutdown, statuses })
+}
+
+impl Instances {
+    /// Shutdown: Masters send priority 0 and release their addresses; bounded in time.
+    async fn stop(mut self) {
+        self.shutdown.send_replace(true);
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(3), all).await.is_err() {
+            tracing::warn!("VRRP instances did not stop within 3 s");
+        }
+    }
 }
 
 pub async fn run(options: RunOptions) -> Result<()> {
-    let instances = read_config(&options)?;
+    let (model, instances) = read_config(&options)?;
     if instances.is_empty() {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }
@@ -82,14 +135,18 @@ pub async fn run(options: RunOptions) -> Result<()> {
     }
     dataplane.pin(&options.pin_dir)?;
 
-    let status = serde_json::to_string(&Status {
-        pid: std::process::id(),
-        config: &options.config,
-        pin_dir: &options.pin_dir,
-        instances: &instances,
-        attachments: dataplane.attachments(),
-    })?;
-    let control = ControlSocket::bind(&options.control_socket, status)?;
+    let vrrp = start_instances(&model)?;
+    let status = |dataplane: &Dataplane, vrrp: &Instances| {
+        serde_json::to_string(&Status {
+            pid: std::process::id(),
+            config: &options.config,
+            pin_dir: &options.pin_dir,
+            instances: &instances,
+            attachments: dataplane.attachments(),
+            vrrp: vrrp.statuses.iter().map(|s| s.borrow().clone()).collect(),
+        })
+    };
+    let control = ControlSocket::bind(&options.control_socket, status(&dataplane, &vrrp)?)?;
     tracing::info!(
         instances = instances.len(),
         pin_dir = %options.pin_dir.display(),
@@ -97,8 +154,16 @@ pub async fn run(options: RunOptions) -> Result<()> {
         "keepxdp ready"
     );
 
-    wait_for_stop().await?;
+    let mut signals = Signals::new()?;
+    let mut refresh = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = signals.stop() => break,
+            _ = refresh.tick() => control.set_status(status(&dataplane, &vrrp)?),
+        }
+    }
 
+    vrrp.stop().await;
     control.close();
     dataplane.detach_all();
     dataplane.unpin();
@@ -111,16 +176,30 @@ pub async fn run(options: RunOptions) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop() -> Result<()> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); return Ok(()); }
-            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); return Ok(()); }
-            _ = hangup.recv() => {
-                tracing::warn!("SIGHUP: reload is not implemented in this version; the running configuration is unchanged");
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Returns on SIGTERM or SIGINT.
+    async fn stop(&mut self) {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => { tracing::info!("SIGTERM: stopping"); return; }
+                _ = self.interrupt.recv() => { tracing::info!("SIGINT: stopping"); return; }
+                _ = self.hangup.recv() => {
+                    tracing::warn!("SIGHUP: reload is not implemented in this version; the running configuration is unchanged");
+                }
             }
         }
     }

@@ -51,6 +51,16 @@ impl Netns {
         self.run("ip", args)
     }
 
+    /// SIGKILL to every process in the namespace (a host crash: keepalived's children too).
+    pub fn kill_all(&self) -> Result<()> {
+        for pid in run("ip", &["netns", "pids", &self.name])?.split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+
     /// Moves the calling thread into the namespace (sockets it opens then live there).
     pub fn enter_current_thread(&self) -> Result<()> {
         let file = File::open(self.path()).with_context(|| format!("opening {}", self.path()))?;

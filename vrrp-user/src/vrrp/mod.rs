@@ -2,5 +2,6 @@
 //! of state, event and time). Sockets, timers and netlink live outside both.
 pub mod discard;
 pub mod fsm;
+pub mod instance;
 pub mod socket;
 pub mod wire;

@@ -17,30 +17,47 @@ pub const IPPROTO_VRRP: i32 = 112;
 pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 
 pub struct VrrpSocketV4 {
+    /// Receives: bound to the device only (a raw socket bound to an address would see
+    /// nothing sent to the group).
     socket: AsyncFd<Socket>,
+    /// Sends: bound to the source address, so unicast adverts leave from it too.
+    sender: AsyncFd<Socket>,
+}
+
+fn raw_vrrp_socket(interface: &str) -> Result<Socket> {
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+        .context("opening a raw VRRP socket (needs CAP_NET_RAW)")?;
+    socket
+        .bind_device(Some(interface.as_bytes()))
+        .with_context(|| format!("binding the VRRP socket to {interface}"))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    // SAFETY: the socket is owned by the AsyncFd and stays open for its whole life.
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
 impl VrrpSocketV4 {
     /// `source`: the address adverts are sent from (unicast_src_ip, mcast_src_ip or the
     /// interface's primary address).
     pub fn open(interface: &str, ifindex: u32, source: Ipv4Addr, group: Ipv4Addr) -> Result<VrrpSocketV4> {
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
-            .context("opening a raw VRRP socket (needs CAP_NET_RAW)")?;
-        socket
-            .bind_device(Some(interface.as_bytes()))
-            .with_context(|| format!("binding the VRRP socket to {interface}"))?;
-        socket.set_ttl_v4(255)?;
-        socket.set_multicast_ttl_v4(255)?;
-        socket.set_multicast_loop_v4(false)?;
-        socket.set_multicast_if_v4(&source)?;
-        socket
+        let receiver = raw_vrrp_socket(interface)?;
+        receiver
             .join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex))
             .with_context(|| format!("joining {group} on {interface}"))?;
-        socket
+        let sender = raw_vrrp_socket(interface)?;
+        sender.set_ttl_v4(255)?;
+        sender.set_multicast_ttl_v4(255)?;
+        sender.set_multicast_loop_v4(false)?;
+        sender.set_multicast_if_v4(&source)?;
+        sender
             .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
             .with_context(|| format!("binding the VRRP socket to {source}"))?;
-        socket.set_nonblocking(true)?;
-        Ok(VrrpSocketV4 { socket: AsyncFd::new(socket)? })
+        // It also receives what is sent to `source`; nobody reads that copy: keep it small.
+        sender.set_recv_buffer_size(0)?;
+        Ok(VrrpSocketV4 { socket: register(receiver)?, sender: register(sender)? })
     }
 
     /// One datagram, IP header included.
@@ -63,7 +80,7 @@ impl VrrpSocketV4 {
     pub async fn send(&self, message: &[u8], destination: Ipv4Addr) -> io::Result<()> {
         let address = SocketAddr::V4(SocketAddrV4::new(destination, 0)).into();
         loop {
-            let mut guard = self.socket.writable().await?;
+            let mut guard = self.sender.writable().await?;
             match guard.try_io(|inner| inner.get_ref().send_to(message, &address)) {
                 Ok(result) => return result.map(|_| ()),
                 Err(_would_block) => continue,

@@ -1,0 +1,135 @@
+//! keepxdp's VRRP against Debian's keepalived 2.2.7 in one VRID, real processes in two
+//! namespaces on one veth: exactly one Master holds the virtual address; tshark decodes
+//! keepxdp's adverts with a good checksum; kill -9 of the Master hands the address over
+//! within Master_Down_Interval (+200 ms).
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use keepxdp_lab::{
+    keepalived,
+    keepxdp::Keepxdp,
+    netns::{Netns, veth_pair},
+    process::{ChildGuard, wait_for},
+    require_root,
+};
+use keepxdp_tests::keepxdp_bin;
+
+const VIP: &str = "10.77.0.100";
+
+struct Lab {
+    dir: tempfile::TempDir,
+    peer: Netns,
+    node: Netns,
+}
+
+impl Lab {
+    fn new() -> Result<Lab> {
+        require_root()?;
+        let lab = Lab { dir: tempfile::tempdir()?, peer: Netns::new("k")?, node: Netns::new("x")? };
+        veth_pair(&lab.peer, "kxpeer", "10.77.0.1/24", &lab.node, "kxnode", "10.77.0.2/24")?;
+        Ok(lab)
+    }
+
+    fn keepalived(&self, version: u8, priority: u8, advert_int: &str) -> Result<ChildGuard> {
+        let config = format!(
+            "global_defs {{\n  router_id lab_peer\n}}\nvrrp_instance VI_51 {{\n  state BACKUP\n  interface kxpeer\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+        );
+        keepalived::start(&self.peer, self.dir.path(), &config)
+    }
+
+    fn keepxdp(&self, version: u8, priority: u8, advert_int: &str) -> Result<Keepxdp> {
+        let config = format!(
+            "vrrp_instance VI_51 {{\n  state BACKUP\n  interface kxnode\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+        );
+        Keepxdp::start(&keepxdp_bin()?, &self.node, self.dir.path(), &config)
+    }
+}
+
+fn holds_vip(netns: &Netns, device: &str) -> Result<bool> {
+    Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {VIP}/")))
+}
+
+fn vrrp_state(keepxdp: &Keepxdp) -> Result<String> {
+    let status: serde_json::Value = serde_json::from_str(&keepxdp.status_json()?)?;
+    Ok(status["vrrp"][0]["state"].as_str().unwrap_or("").to_string())
+}
+
+/// Waits until exactly one side holds the address and keepxdp reports `keepxdp_state`.
+fn wait_for_one_master(lab: &Lab, keepxdp: &Keepxdp, keepxdp_state: &str, timeout: Duration) -> Result<()> {
+    let expect_node = keepxdp_state == "Master";
+    wait_for(&format!("keepxdp {keepxdp_state} and the VIP on exactly one side"), timeout, || {
+        let node = holds_vip(&lab.node, "kxnode")?;
+        let peer = holds_vip(&lab.peer, "kxpeer")?;
+        Ok(node == expect_node && peer != expect_node && vrrp_state(keepxdp)? == keepxdp_state)
+    })
+}
+
+/// tshark's verdict on three of keepxdp's adverts as seen by the peer.
+fn tshark_checksums(lab: &Lab) -> Result<String> {
+    let output = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.peer.name, "timeout", "10", "tshark", "-i", "kxpeer", "-c", "3", "-V", "-f"])
+        .arg("ip proto 112 and src host 10.77.0.2")
+        .output()?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn failover_ms(timeout: Duration, mut taken_over: impl FnMut() -> Result<bool>) -> Result<u128> {
+    let started = Instant::now();
+    wait_for("the other side to take the VIP over", timeout, || taken_over())?;
+    Ok(started.elapsed().as_millis())
+}
+
+#[test]
+fn lab_v2_keepxdp_master_over_keepalived_then_kill_9_hands_over() -> Result<()> {
+    let lab = Lab::new()?;
+    let mut peer = lab.keepalived(2, 100, "1")?;
+    let mut node = lab.keepxdp(2, 150, "1")?;
+    wait_for_one_master(&lab, &node, "Master", Duration::from_secs(15))
+        .with_context(|| format!("keepalived log:\n{}\nkeepxdp log:\n{}", peer.log_text(), node.child.log_text()))?;
+
+    let decoded = tshark_checksums(&lab)?;
+    ensure!(decoded.matches("Virtual Router Redundancy Protocol").count() == 3, "tshark saw:\n{decoded}");
+    ensure!(decoded.contains("Version 2") || decoded.contains("Version: 2"), "tshark saw:\n{decoded}");
+    ensure!(decoded.matches("[Checksum Status: Good]").count() == 3, "tshark saw:\n{decoded}");
+
+    // A crash: kill -9 (taking the link down too would put keepalived, on the other end of
+    // the veth, into FAULT).
+    node.child.kill9();
+    let took = failover_ms(Duration::from_secs(6), || holds_vip(&lab.peer, "kxpeer"))?;
+    // keepalived priority 100, v2: Master_Down_Interval = 3 s + 156/256 s = 3609 ms.
+    println!("failover keepxdp -> keepalived (v2, advert_int 1): {took} ms");
+    ensure!(took <= 3609 + 200 + 100, "took {took} ms");
+    peer.check_running()?;
+    Ok(())
+}
+
+#[test]
+fn lab_v3_keepalived_master_over_keepxdp_then_kill_9_hands_over_fast() -> Result<()> {
+    let lab = Lab::new()?;
+    let mut peer = lab.keepalived(3, 150, "0.1")?;
+    peer.check_running()?;
+    // Let keepalived become Master before keepxdp starts listening.
+    wait_for("keepalived to take the VIP", Duration::from_secs(10), || holds_vip(&lab.peer, "kxpeer"))?;
+    let node = lab.keepxdp(3, 100, "0.1")?;
+    wait_for_one_master(&lab, &node, "Backup", Duration::from_secs(10))
+        .with_context(|| format!("keepxdp log:\n{}", node.child.log_text()))?;
+    // Stays Backup for a while (no flapping).
+    std::thread::sleep(Duration::from_secs(1));
+    ensure!(
+        vrrp_state(&node)? == "Backup" && !holds_vip(&lab.node, "kxnode")?,
+        "keepxdp flapped: {}\nlog:\n{}",
+        node.status_json()?,
+        node.child.log_text()
+    );
+
+    // A crash of the peer host: keepalived and its VRRP child, at once.
+    lab.peer.kill_all()?;
+    let _ = peer.stop(Duration::from_millis(100));
+    let took = failover_ms(Duration::from_secs(3), || holds_vip(&lab.node, "kxnode"))?;
+    // keepxdp priority 100, v3 0.1 s: Master_Down_Interval = 300 ms + 156/256 * 100 ms = 361 ms.
+    println!("failover keepalived -> keepxdp (v3, advert_int 0.1): {took} ms");
+    ensure!(took <= 361 + 200 + 100, "took {took} ms");
+    // The status document is refreshed every 200 ms.
+    wait_for("keepxdp to report Master", Duration::from_secs(1), || Ok(vrrp_state(&node)? == "Master"))?;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! One running VRRP instance (IPv4, multicast or unicast): its socket, its timers and the
+//! effects of the state machine's actions (adverts, virtual addresses, gratuitous ARP).
+//! Decisions are the fsm's; this file only carries them out.
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tokio::{
+    sync::watch,
+    time::{Instant, sleep_until},
+};
+
+use super::{
+    discard::{self, DiscardReason},
+    fsm::{self, Action, Event, Machine, Params, State, Version},
+    socket::{FrameSocket, VRRP_GROUP_V4, VrrpSocketV4, mac_address, primary_ipv4},
+    wire::{self, ChecksumContext, arp::GratuitousArp},
+};
+use crate::{
+    config::model::{GlobalDefs, VirtualAddress, VrrpInstance},
+    net::AddressTable,
+};
+
+/// keepalived's defaults for the gratuitous ARP bursts on becoming Master.
+const GARP_REPEAT_DEFAULT: u32 = 5;
+const GARP_DELAY_DEFAULT: Duration = Duration::from_secs(5);
+
+/// What the runtime needs of a vrrp_instance, resolved.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub interface: String,
+    pub ifindex: u32,
+    pub vrid: u8,
+    pub version: Version,
+    pub priority: u8,
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub start_as_master: bool,
+    /// v2 `auth_type PASS` password.
+    pub auth_pass: Option<Vec<u8>>,
+    pub addresses: Vec<VirtualAddress>,
+    /// `unicast_src_ip` / `mcast_src_ip`; None: the interface's first IPv4 address.
+    pub source: Option<Ipv4Addr>,
+    pub unicast_peers: Vec<Ipv4Addr>,
+    pub group: Ipv4Addr,
+    pub v3_checksum_as_v2: bool,
+    pub garp_repeat: u32,
+    pub garp_delay: Duration,
+}
+
+impl InstanceSpec {
+    /// The runtime's view of an IPv4 instance; an error says why one cannot run (yet).
+    pub fn from_config(instance: &VrrpInstance, global: &GlobalDefs) -> Result<InstanceSpec> {
+        if instance.family != crate::config::Family::Ipv4 {
+            bail!("IPv6 VRRP instances are not run by this version yet (the guard still filters their adverts)");
+        }
+        let interface = instance.interface.clone().context("no interface")?;
+        let ifindex = nix::net::if_::if_nametoindex(interface.as_str())
+            .with_context(|| format!("interface {interface} does not exist"))?;
+        let v4 = |address: &IpAddr| match address {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        };
+        let auth_pass = instance
+            .authentication
+            .as_ref()
+            .filter(|a| a.auth_type == Some(crate::config::model::AuthType::Pass))
+            .and_then(|a| a.auth_pass.as_ref())
+            .map(|p| p.as_bytes().to_vec());
+        Ok(InstanceSpec {
+            name: instance.name.clone(),
+            interface,
+            ifindex,
+            vrid: instance.virtual_router_id.context("no virtual_router_id")?,
+            version: if instance.version == 3 { Version::V3 } else { Version::V2 },
+            priority: instance.priority,
+            advert_interval: Duration::from_secs_f64(instance.advert_int),
+            preempt: !instance.nopreempt,
+            preempt_delay: Duration::from_secs_f64(instance.preempt_delay.unwrap_or(0.0)),
+            start_as_master: instance.state == crate::config::model::InitialState::Master,
+            auth_pass,
+            addresses: instance.virtual_ipaddress.clone(),
+            source: instance.unicast_src_ip.or(instance.mcast_src_ip).as_ref().and_then(v4),
+            unicast_peers: instance.unicast_peer.iter().filter_map(v4).collect(),
+            group: global.vrrp_mcast_group4.unwrap_or(VRRP_GROUP_V4),
+            v3_checksum_as_v2: instance.v3_checksum_as_v2,
+            garp_repeat: instance.garp_master_repeat.or(global.vrrp_garp_master_repeat).unwrap_or(GARP_REPEAT_DEFAULT),
+            garp_delay: instance
+                .garp_master_delay
+                .or(global.vrrp_garp_master_delay)
+                .map_or(GARP_DELAY_DEFAULT, |s| Duration::from_secs(s.into())),
+        })
+    }
+}
+
+/// What `keepxdp status` shows of an instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: State,
+    pub priority: u8,
+    pub master: Option<IpAddr>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub discarded: BTreeMap<DiscardReason, u64>,
+    pub malformed: u64,
+}
+
+impl InstanceStatus {
+    pub fn new(spec: &InstanceSpec) -> InstanceStatus {
+        InstanceStatus {
+            name: spec.name.clone(),
+            interface: spec.interface.clone(),
+            vrid: spec.vrid,
+            state: State::Initialize,
+            priority: spec.priority,
+            master: None,
+            adverts_sent: 0,
+            adverts_received: 0,
+            discarded: BTreeMap::new(),
+            malformed: 0,
+        }
+    }
+}
+
+struct Runtime<'a, T: AddressTable> {
+    spec: &'a InstanceSpec,
+    params: Params,
+    table: &'a T,
+    socket: VrrpSocketV4,
+    frames: FrameSocket,
+    mac: [u8; 6],
+    source: Ipv4Addr,
+    status: InstanceStatus,
+    /// The second gratuitous ARP burst (garp_master_delay after becoming Master).
+    garp_again_at: Option<Instant>,
+}
+
+/// Runs the instance until `shutdown` turns true; then sends priority 0 if Master and
+/// removes the virtual addresses.
+pub async fn run<T: AddressTable>(
+    spec: InstanceSpec,
+    table: T,
+    mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<InstanceStatus>,
+) -> Result<()> {
+    let source = match spec.source {
+        Some(source) => source,
+        None => primary_ipv4(&spec.interface)?,
+    };
+    let socket = VrrpSocketV4::open(&spec.interface, spec.ifindex, source, spec.group)?;
+    let params = Params {
+        version: spec.version,
+        priority: spec.priority,
+        advert_interval: spec.advert_interval,
+        preempt: spec.preempt,
+        preempt_delay: spec.preempt_delay,
+        primary_address: IpAddr::V4(source),
+        start_as_master: spec.start_as_master,
+    };
+    let mut runtime = Runtime {
+        spec: &spec,
+        params,
+        table: &table,
+        socket,
+        frames: FrameSocket::open(spec.ifindex)?,
+        mac: mac_address(&spec.interface)?,
+        source,
+        status: InstanceStatus::new(&spec),
+        garp_again_at: None,
+    };
+    let start = Instant::now();
+    let mut machine = Machine::new();
+    machine = runtime.step(&machine, Event::Startup, start.elapsed()).await;
+    status.send_replace(runtime.status.clone());
+    let mut buffer = vec![0u8; 2048];
+    let far = Duration::from_secs(3600);
+    loop {
+        let deadline = start + machine.next_deadline().unwrap_or(start.elapsed() + far);
+        let garp_at = runtime.garp_again_at.unwrap_or(Instant::now() + far);
+        tokio::select! {
+            _ = shutdown.changed() => {
+                runtime.step(&machine, Event::Shutdown, start.elapsed()).await;
+                status.send_replace(runtime.status.clone());
+                return Ok(());
+            }
+            _ = sleep_until(deadline) => {
+                machine = runtime.step(&machine, Event::Tick, start.elapsed()).await;
+            }
+            _ = sleep_until(garp_at) => {
+                runtime.garp_again_at = None;
+                if machine.state == State::Master {
+                    runtime.announce();
+                }
+            }
+            received = runtime.socket.recv(&mut buffer) => {
+                let length = received.context("receiving VRRP")?;
+                if let Some(event) = runtime.received(&buffer[..length]) {
+                    machine = runtime.step(&machine, event, start.elapsed()).await;
+                }
+            }
+        }
+        status.send_replace(runtime.status.clone());
+    }
+}
+
+impl<T: AddressTable> Runtime<'_, T> {
+    async fn step(&mut self, machine: &Machine, event: Event, now: Duration) -> Machine {
+        let (next, actions) = fsm::step(&self.params, machine, event, now);
+        for action in actions {
+            self.execute(action).await;
+        }
+        self.status.state = next.state;
+        self.status.master = next.master_address;
+        next
+    }
+
+    async fn execute(&mut self, action: Action) {
+        match action {
+            Action::SendAdvert { priority } => {
+                if let Err(error) = self.send_advert(priority).await {
+                    tracing::warn!(instance = self.spec.name, %error, "sending an advert failed");
+                }
+            }
+            Action::ClaimAddresses => {
+                for address in &self.spec.addresses {
+                    if let Err(error) = self.table.add(self.spec.ifindex, address).await {
+                        tracing::error!(instance = self.spec.name, %error, "adding a virtual address failed");
+                    }
+                }
+                self.announce();
+                self.garp_again_at = Some(Instant::now() + self.spec.garp_delay);
+            }
+            Action::Reannounce => self.announce(),
+            Action::ReleaseAddresses => {
+                self.garp_again_at = None;
+                for address in &self.spec.addresses {
+                    if let Err(error) = self.table.remove(self.spec.ifindex, address).await {
+                        tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
+                    }
+                }
+            }
+            Action::Transition { from, to } => {
+                tracing::info!(instance = self.spec.name, ?from, ?to, priority = self.params.priority, "VRRP state change");
+            }
+        }
+    }
+
+    /// One advert per destination: the group, or each unicast peer (the v3 pseudo-header
+    /// checksum covers the destination, so each is built for its own).
+    async fn send_advert(&mut self, priority: u8) -> Result<()> {
+        let destinations: Vec<Ipv4Addr> =
+            if self.spec.unicast_peers.is_empty() { vec![self.spec.group] } else { self.spec.unicast_peers.clone() };
+        let version = match self.spec.version {
+            Version::V2 => wire::Version::V2 {
+                adver_int: self.spec.advert_interval.as_secs().clamp(1, 255) as u8,
+                auth: match &self.spec.auth_pass {
+                    Some(pass) => wire::Auth::simple_text(pass)?,
+                    None => wire::Auth::none(),
+                },
+            },
+            Version::V3 => wire::Version::V3 {
+                max_adver_int: wire::Centiseconds::from_duration(self.spec.advert_interval)
+                    .context("advert_int out of the 12-bit centisecond range")?,
+            },
+        };
+        let repr = wire::Repr {
+            version,
+            vrid: self.spec.vrid,
+            priority,
+            addresses: self.spec.addresses.iter().map(|a| a.address).collect(),
+        };
+        for destination in destinations {
+            let context = ChecksumContext::new(self.source.into(), destination.into())
+                .with_v3_ipv4_as_v2(self.spec.v3_checksum_as_v2);
+            let message = repr.to_bytes(&context)?;
+            self.socket.send(&message, destination).await?;
+            self.status.adverts_sent += 1;
+        }
+        Ok(())
+    }
+
+    /// Gratuitous ARP for every virtual address, `garp_repeat` times.
+    fn announce(&self) {
+        for _ in 0..self.spec.garp_repeat.max(1) {
+            for address in &self.spec.addresses {
+                if let IpAddr::V4(v4) = address.address {
+                    let frame = GratuitousArp::new(self.mac, v4).to_frame();
+                    if let Err(error) = self.frames.send(&frame) {
+                        tracing::warn!(instance = self.spec.name, %error, "sending gratuitous ARP failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A datagram from the socket: None when it is not for this instance or is refused
+    /// (counted).
+    fn received(&mut self, datagram: &[u8]) -> Option<Event> {
+        let advert = match wire::Repr::parse_ipv4_datagram(datagram) {
+            Ok(advert) => advert,
+            Err(_) => {
+                self.status.malformed += 1;
+                return None;
+            }
+        };
+        if advert.repr.vrid != self.spec.vrid {
+            return None;
+        }
+        self.status.adverts_received += 1;
+        let (version, auth_pass) = match &advert.repr.version {
+            wire::Version::V2 { auth, .. } => (Version::V2, auth.password().map(<[u8]>::to_vec)),
+            wire::Version::V3 { .. } => (Version::V3, None),
+        };
+        let addresses = advert.repr.addresses.clone();
+        let ours: Vec<IpAddr> = self.spec.addresses.iter().map(|a| a.address).collect();
+        let peers: Vec<IpAddr> = self.spec.unicast_peers.iter().map(|p| IpAddr::V4(*p)).collect();
+        let expect = discard::Expect {
+            version: self.spec.version,
+            advert_interval: self.spec.advert_interval,
+            auth_pass: self.spec.auth_pass.as_deref(),
+            addresses: &ours,
+            primary_address: IpAddr::V4(self.source),
+            unicast_peers: &peers,
+        };
+        let received = discard::Received {
+            source: IpAddr::V4(advert.source),
+            ttl: advert.ttl,
+            version,
+            priority: advert.repr.priority,
+            interval: advert.repr.advert_interval(),
+            auth_pass: auth_pass.as_deref(),
+            addresses: &addresses,
+        };
+        match discard::check(&expect, &received) {
+            Ok(heard) => Some(Event::Advert(heard)),
+            Err(reason) => {
+                *self.status.discarded.entry(reason).or_default() += 1;
+                tracing::debug!(instance = self.spec.name, ?reason, source = %advert.source, "advert discarded");
+                None
+            }
+        }
+    }
+}
