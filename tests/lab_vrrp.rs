@@ -133,3 +133,56 @@ fn lab_v3_keepalived_master_over_keepxdp_then_kill_9_hands_over_fast() -> Result
     wait_for("keepxdp to report Master", Duration::from_secs(1), || Ok(vrrp_state(&node)? == "Master"))?;
     Ok(())
 }
+
+fn status(keepxdp: &Keepxdp) -> Result<serde_json::Value> {
+    Ok(serde_json::from_str(&keepxdp.status_json()?)?)
+}
+
+#[test]
+fn lab_sighup_keeps_an_unchanged_master_untouched_and_a_bad_file_changes_nothing() -> Result<()> {
+    let lab = Lab::new()?;
+    let one = |priority: u8| {
+        format!("vrrp_instance VI_51 {{\n  state MASTER\n  interface kxnode\n  virtual_router_id 51\n  priority {priority}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n")
+    };
+    let mut node = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &one(150))?;
+    wait_for("keepxdp Master with the VIP", Duration::from_secs(5), || holds_vip(&lab.node, "kxnode"))?;
+    let monitor_log = lab.dir.path().join("ip-monitor.log");
+    let mut monitor_command = lab.node.command("ip");
+    monitor_command.args(["monitor", "address"]);
+    let mut monitor = ChildGuard::spawn("ip monitor", monitor_command, &monitor_log)?;
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Same instance (moved down by a comment and a new instance before it) + a new one.
+    let second = "vrrp_instance VI_52 {\n  state MASTER\n  interface kxnode\n  virtual_router_id 52\n  virtual_ipaddress {\n    10.77.0.200/24\n  }\n}\n";
+    std::fs::write(&node.config_path, format!("! reloaded\n{second}{}", one(150)))?;
+    node.child.signal(nix::sys::signal::Signal::SIGHUP)?;
+    wait_for("the reload to start VI_52", Duration::from_secs(5), || {
+        let status = status(&node)?;
+        Ok(status["reloads"] == 1 && status["vrrp"].as_array().is_some_and(|v| v.len() == 2))
+    })?;
+    wait_for("VI_52's address", Duration::from_secs(5), || {
+        Ok(lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxnode"])?.contains(" 10.77.0.200/"))
+    })?;
+
+    // A broken file: refused, nothing changes.
+    std::fs::write(&node.config_path, "vrrp_instance VI_51 {\n  interface kxnode\n")?;
+    node.child.signal(nix::sys::signal::Signal::SIGHUP)?;
+    std::thread::sleep(Duration::from_millis(700));
+    let after = status(&node)?;
+    ensure!(after["reloads"] == 1, "a bad file must not count as a reload: {after}");
+    ensure!(node.child.log_text().contains("reload refused"), "log:\n{}", node.child.log_text());
+    let states: Vec<&str> = after["vrrp"].as_array().unwrap().iter().map(|v| v["state"].as_str().unwrap()).collect();
+    ensure!(states == ["Master", "Master"], "{after}");
+
+    monitor.stop(Duration::from_secs(1)).ok();
+    let seen = std::fs::read_to_string(&monitor_log)?;
+    ensure!(seen.contains("10.77.0.200/24"), "ip monitor saw nothing (not even VI_52's address):\n{seen}");
+    ensure!(
+        !seen.lines().any(|line| line.starts_with("Deleted") && line.contains(VIP)),
+        "VI_51's address was removed during the reload:\n{seen}"
+    );
+    // SIGTERM: the Master releases its addresses.
+    node.stop()?;
+    ensure!(!holds_vip(&lab.node, "kxnode")?, "the VIP is still there after SIGTERM");
+    Ok(())
+}

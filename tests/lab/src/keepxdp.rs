@@ -14,6 +14,8 @@ use crate::{
 
 pub struct Keepxdp {
     pub binary: PathBuf,
+    /// The configuration file it runs (rewrite it and send SIGHUP to reload).
+    pub config_path: PathBuf,
     pub child: ChildGuard,
     pub pin_dir: PathBuf,
     pub control_socket: PathBuf,
@@ -41,7 +43,7 @@ impl Keepxdp {
             child.check_running()?;
             Ok(socket.exists())
         })?;
-        Ok(Keepxdp { binary: binary.to_path_buf(), child, pin_dir, control_socket })
+        Ok(Keepxdp { binary: binary.to_path_buf(), config_path, child, pin_dir, control_socket })
     }
 
     fn command(&self, netns: &Netns, args: &[&str]) -> Result<String> {

@@ -49,6 +49,12 @@ impl ChildGuard {
         Ok(())
     }
 
+    /// Sends `signal` (SIGHUP for a reload, ...).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        kill(Pid::from_raw(self.child.id() as i32), signal)?;
+        Ok(())
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

@@ -173,6 +173,34 @@ impl GuardMaps for Dataplane {
         peers.insert(key, 1, 0).with_context(|| format!("writing {key:?} to {MAP_PEERS}"))?;
         Ok(())
     }
+
+    fn remove_vrid(&mut self, key: VridKey) -> Result<()> {
+        let map = self.guard.map_mut(MAP_VRIDS).ok_or_else(|| anyhow!("no map {MAP_VRIDS}"))?;
+        let mut vrids: HashMap<&mut MapData, VridKey, VridConfig> = HashMap::try_from(map)?;
+        vrids.remove(&key).with_context(|| format!("removing {key:?} from {MAP_VRIDS}"))?;
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, key: PeerKey) -> Result<()> {
+        let map = self.guard.map_mut(MAP_PEERS).ok_or_else(|| anyhow!("no map {MAP_PEERS}"))?;
+        let mut peers: HashMap<&mut MapData, PeerKey, u8> = HashMap::try_from(map)?;
+        peers.remove(&key).with_context(|| format!("removing {key:?} from {MAP_PEERS}"))?;
+        Ok(())
+    }
+}
+
+impl Dataplane {
+    /// Detaches the guard from one interface (no instance uses it any more).
+    pub fn detach(&mut self, interface: &str) {
+        let Some(index) = self.attachments.iter().position(|a| a.interface == interface) else { return };
+        let attachment = self.attachments.remove(index);
+        if let Ok(program) = xdp_program(&mut self.guard, PROG_VRRP_GUARD) {
+            match program.detach(attachment.link) {
+                Ok(()) => tracing::info!(interface, "VRRP guard detached"),
+                Err(error) => tracing::warn!(interface, %error, "detaching the VRRP guard"),
+            }
+        }
+    }
 }
 
 impl Drop for Dataplane {

@@ -43,6 +43,21 @@ pub struct GuardEntries {
 pub trait GuardMaps {
     fn put_vrid(&mut self, key: VridKey, config: VridConfig) -> Result<()>;
     fn put_peer(&mut self, key: PeerKey) -> Result<()>;
+    fn remove_vrid(&mut self, key: VridKey) -> Result<()>;
+    fn remove_peer(&mut self, key: PeerKey) -> Result<()>;
+
+    /// Moves the maps from `old` to `new` rows: new rows are written before stale ones go,
+    /// so an instance present in both is never unguarded in between.
+    fn replace(&mut self, old: &GuardEntries, new: &GuardEntries) -> Result<()> {
+        self.put_all(new)?;
+        for (key, _) in old.vrids.iter().filter(|(key, _)| !new.vrids.iter().any(|(k, _)| k == key)) {
+            self.remove_vrid(*key)?;
+        }
+        for key in old.peers.iter().filter(|key| !new.peers.contains(key)) {
+            self.remove_peer(*key)?;
+        }
+        Ok(())
+    }
 
     fn put_all(&mut self, entries: &GuardEntries) -> Result<()> {
         for (key, config) in &entries.vrids {
@@ -145,13 +160,37 @@ mod tests {
 
     impl GuardMaps for FakeMaps {
         fn put_vrid(&mut self, key: VridKey, _config: VridConfig) -> Result<()> {
-            self.vrids.push(key);
+            if !self.vrids.contains(&key) {
+                self.vrids.push(key);
+            }
             Ok(())
         }
         fn put_peer(&mut self, key: PeerKey) -> Result<()> {
-            self.peers.push(key);
+            if !self.peers.contains(&key) {
+                self.peers.push(key);
+            }
             Ok(())
         }
+        fn remove_vrid(&mut self, key: VridKey) -> Result<()> {
+            self.vrids.retain(|k| *k != key);
+            Ok(())
+        }
+        fn remove_peer(&mut self, key: PeerKey) -> Result<()> {
+            self.peers.retain(|k| *k != key);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn replace_writes_new_rows_and_removes_only_stale_ones() {
+        let old = guard_entries(&[spec("a", 1, Family::Ipv4, &["10.0.0.2"]), spec("a", 2, Family::Ipv4, &[])], |_| Ok(2)).unwrap();
+        let new = guard_entries(&[spec("a", 2, Family::Ipv4, &[]), spec("a", 3, Family::Ipv4, &[])], |_| Ok(2)).unwrap();
+        let mut maps = FakeMaps::default();
+        maps.put_all(&old).unwrap();
+        maps.replace(&old, &new).unwrap();
+        let vrids: Vec<u8> = maps.vrids.iter().map(|k| k.vrid).collect();
+        assert_eq!(vrids, [2, 3]);
+        assert!(maps.peers.is_empty());
     }
 
     #[test]

@@ -99,6 +99,20 @@ impl InstanceSpec {
     }
 }
 
+impl InstanceSpec {
+    /// Same runtime behaviour: every field but where the addresses were written.
+    pub fn same_as(&self, other: &InstanceSpec) -> bool {
+        let strip = |spec: &InstanceSpec| {
+            let mut copy = spec.clone();
+            for address in &mut copy.addresses {
+                address.at.clear();
+            }
+            format!("{copy:?}")
+        };
+        strip(self) == strip(other)
+    }
+}
+
 /// What `keepxdp status` shows of an instance.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceStatus {

@@ -3,5 +3,6 @@
 pub mod discard;
 pub mod fsm;
 pub mod instance;
+pub mod reload;
 pub mod socket;
 pub mod wire;
