@@ -186,3 +186,33 @@ fn lab_sighup_keeps_an_unchanged_master_untouched_and_a_bad_file_changes_nothing
     ensure!(!holds_vip(&lab.node, "kxnode")?, "the VIP is still there after SIGTERM");
     Ok(())
 }
+
+#[test]
+fn lab_a_failing_tracked_script_takes_the_master_to_fault_and_notify_scripts_see_each_state() -> Result<()> {
+    let lab = Lab::new()?;
+    let dir = lab.dir.path().display().to_string();
+    let config = format!(
+        "vrrp_script chk {{\n  script \"/bin/sh -c 'test ! -e {dir}/down'\"\n  interval 0.2\n  rise 1\n  fall 1\n}}\n\
+         vrrp_instance VI_51 {{\n  state MASTER\n  interface kxnode\n  virtual_router_id 51\n  priority 150\n\
+           track_script {{\n    chk\n  }}\n  notify \"/bin/sh -c 'echo $2 >> {dir}/states'\"\n\
+           virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    );
+    let node = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config)?;
+    let states = || std::fs::read_to_string(lab.dir.path().join("states")).unwrap_or_default();
+    wait_for("Master with the VIP, notified", Duration::from_secs(5), || Ok(holds_vip(&lab.node, "kxnode")? && states().contains("MASTER")))
+        .with_context(|| node.child.log_text())?;
+
+    std::fs::write(lab.dir.path().join("down"), "")?;
+    wait_for("FAULT without the VIP, notified", Duration::from_secs(5), || {
+        Ok(!holds_vip(&lab.node, "kxnode")? && vrrp_state(&node)? == "Fault" && states().contains("FAULT"))
+    })
+    .with_context(|| format!("states: {}\nlog:\n{}", states(), node.child.log_text()))?;
+
+    std::fs::remove_file(lab.dir.path().join("down"))?;
+    // Recovery goes through BACKUP and, with nobody else advertising, MASTER again after
+    // Master_Down_Interval (3 s + skew).
+    wait_for("Master again", Duration::from_secs(8), || Ok(holds_vip(&lab.node, "kxnode")? && vrrp_state(&node)? == "Master"))?;
+    wait_for("the notify of each state", Duration::from_secs(2), || Ok(states().lines().collect::<Vec<_>>() == ["MASTER", "FAULT", "BACKUP", "MASTER"]))
+        .with_context(|| format!("states: {:?}\nlog:\n{}", states(), node.child.log_text()))?;
+    Ok(())
+}

@@ -10,4 +10,5 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod net;
+pub mod track;
 pub mod vrrp;

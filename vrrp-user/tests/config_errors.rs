@@ -32,7 +32,7 @@ fn broken_configurations_report_the_exact_problem_and_position() {
         ("global_defs {\n notify \"/bin/x\n}\n".into(), "t.conf:2:9: error: unterminated quoted string"),
         ("vrrp_instance {\n}\n".into(), "t.conf:1:1: error: `vrrp_instance` needs a name"),
         ("include\n".into(), "t.conf:1:1: error: `include` needs a file name or pattern"),
-        ("interface $IFACE\n".into(), "t.conf:1:11: error: parameter $IFACE is not defined (define it with `$IFACE=value` before use)"),
+        ("interface $IFACE\n".into(), "t.conf:1:11: warning: $IFACE is not a defined parameter and is left as written (define it with `$IFACE=value` to substitute it)"),
         // Unknown keywords, with suggestions
         ("vrrp_instanse A {\n}\n".into(), "t.conf:1:1: error: unknown keyword `vrrp_instanse` in the top level; did you mean `vrrp_instance`?"),
         (instance(" priorty 100"), "t.conf:4:2: error: unknown keyword `priorty` in vrrp_instance; did you mean `priority`?"),

@@ -93,6 +93,13 @@ pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b
         netns.ip(&["addr", "add", cidr, "dev", dev])?;
         netns.ip(&["link", "set", dev, "up"])?;
     }
+    // Carrier comes up a moment later (link watch): wait, so nothing starts on a link that
+    // still looks down.
+    for (netns, dev) in [(a, a_dev), (b, b_dev)] {
+        crate::process::wait_for(&format!("carrier on {dev}"), std::time::Duration::from_secs(5), || {
+            Ok(netns.ip(&["link", "show", "dev", dev])?.contains("LOWER_UP"))
+        })?;
+    }
     Ok(())
 }
 

@@ -150,7 +150,8 @@ impl Reader<'_> {
                 let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
                 (&after[..end], end)
             };
-            if name.is_empty() {
+            // `$1`, `$$`, `$?`... are the shell's (notify scripts), never parameters.
+            if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
                 out.push('$');
                 rest = after;
                 continue;
@@ -160,7 +161,10 @@ impl Reader<'_> {
                 None => {
                     let column = line.len() - rest.len() + at + 1;
                     let here = Pos { column, ..pos.clone() };
-                    self.diagnostics.error(&here, format!("parameter ${name} is not defined (define it with `${name}=value` before use)"));
+                    self.diagnostics.warning(
+                        &here,
+                        format!("${name} is not a defined parameter and is left as written (define it with `${name}=value` to substitute it)"),
+                    );
                     out.push_str(&rest[at..at + 1 + consumed]);
                 }
             }
@@ -245,9 +249,17 @@ mod tests {
     }
 
     #[test]
-    fn an_undefined_parameter_is_an_error_at_its_dollar() {
-        let (_, diagnostics) = read("interface $NOPE\n", "");
-        assert_eq!(diagnostics.items[0].to_string(), "/nonexistent/k.conf:1:11: error: parameter $NOPE is not defined (define it with `$NOPE=value` before use)");
+    fn an_undefined_parameter_is_left_as_written_with_a_warning_at_its_dollar() {
+        let (lines, diagnostics) = read("interface $NOPE\n", "");
+        assert_eq!(lines[0], "interface $NOPE");
+        assert_eq!(diagnostics.items[0].to_string(), "/nonexistent/k.conf:1:11: warning: $NOPE is not a defined parameter and is left as written (define it with `$NOPE=value` to substitute it)");
+    }
+
+    #[test]
+    fn shell_positional_parameters_in_scripts_are_not_parameters() {
+        let (lines, diagnostics) = read("notify \"/bin/sh -c 'echo $2 $$'\"\n", "");
+        assert_eq!(lines[0], "notify \"/bin/sh -c 'echo $2 $$'\"");
+        assert!(diagnostics.items.is_empty());
     }
 
     #[test]

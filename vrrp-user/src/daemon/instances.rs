@@ -5,9 +5,12 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Result;
 use tokio::{sync::watch, task::JoinHandle};
 
+use tokio::task::JoinSet;
+
 use crate::{
     config::Config,
     net::Netlink,
+    track::{self, Effective, Trackers},
     vrrp::{
         instance::{self, InstanceSpec, InstanceStatus},
         reload,
@@ -18,12 +21,39 @@ struct Running {
     spec: InstanceSpec,
     shutdown: watch::Sender<bool>,
     status: watch::Receiver<InstanceStatus>,
+    /// Written by the instance's tracking combiner.
+    effective: watch::Sender<Effective>,
     task: JoinHandle<()>,
 }
 
 pub struct InstanceSet {
     netlink: Netlink,
     running: BTreeMap<String, Running>,
+    trackers: Option<Trackers>,
+    /// What the trackers were started from: unchanged on reload → they keep running (and
+    /// their readings), so tracking does not flap either.
+    trackers_from: String,
+    combiners: JoinSet<()>,
+}
+
+/// The tracked objects' definitions, as a comparable key.
+fn tracker_key(model: &Config) -> String {
+    let interfaces: Vec<_> = model
+        .vrrp_instances
+        .iter()
+        .map(|i| (&i.interface, i.tracking.track_interface.iter().map(|t| &t.name).collect::<Vec<_>>()))
+        .collect();
+    let scripts: Vec<_> = model.vrrp_scripts.iter().map(|s| {
+        let mut s = s.clone();
+        s.at.clear();
+        s
+    }).collect();
+    let files: Vec<_> = model.vrrp_track_files.iter().map(|f| {
+        let mut f = f.clone();
+        f.at.clear();
+        f
+    }).collect();
+    format!("{interfaces:?}{scripts:?}{files:?}{}", model.global_defs.enable_script_security)
 }
 
 /// The instances of `model` the runtime can run; the others are logged.
@@ -40,21 +70,48 @@ pub fn specs(model: &Config) -> Vec<InstanceSpec> {
 
 impl InstanceSet {
     pub fn new() -> Result<InstanceSet> {
-        Ok(InstanceSet { netlink: Netlink::connect()?, running: BTreeMap::new() })
+        Ok(InstanceSet {
+            netlink: Netlink::connect()?,
+            running: BTreeMap::new(),
+            trackers: None,
+            trackers_from: String::new(),
+            combiners: JoinSet::new(),
+        })
     }
 
     fn start(&mut self, spec: InstanceSpec) {
         let (status_sender, status) = watch::channel(InstanceStatus::new(&spec));
         let (shutdown, shutdown_receiver) = watch::channel(false);
+        let (effective, effective_receiver) = watch::channel(Effective::Priority(spec.priority));
         let name = spec.name.clone();
         let table = self.netlink.clone();
         let task_spec = spec.clone();
         let task = tokio::spawn(async move {
-            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender).await {
+            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver).await {
                 tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
             }
         });
-        self.running.insert(spec.name.clone(), Running { spec, shutdown, status, task });
+        self.running.insert(spec.name.clone(), Running { spec, shutdown, status, effective, task });
+    }
+
+    /// (Re)starts the trackers if their definitions changed, and one combiner per instance.
+    fn track(&mut self, model: &Config) {
+        let key = tracker_key(model);
+        if self.trackers.is_none() || key != self.trackers_from {
+            if let Some(mut old) = self.trackers.take() {
+                old.stop();
+            }
+            self.trackers = Some(Trackers::start(model));
+            self.trackers_from = key;
+        }
+        self.combiners.abort_all();
+        let trackers = self.trackers.as_ref().unwrap();
+        for configured in &model.vrrp_instances {
+            let Some(running) = self.running.get(&configured.name) else { continue };
+            let inputs = trackers.for_instance(configured);
+            let out = running.effective.clone();
+            self.combiners.spawn(track::combine(running.spec.priority, inputs, out));
+        }
     }
 
     /// Stops one instance (priority 0 if Master, addresses released), bounded in time.
@@ -67,8 +124,9 @@ impl InstanceSet {
         }
     }
 
-    /// Brings the running set to `specs`; unchanged instances are not touched.
-    pub async fn apply(&mut self, specs: Vec<InstanceSpec>) {
+    /// Brings the running set to `model`'s instances; unchanged instances are not touched.
+    pub async fn apply(&mut self, model: &Config) {
+        let specs = specs(model);
         let running: Vec<InstanceSpec> = self.running.values().map(|r| r.spec.clone()).collect();
         let plan = reload::plan(&running, &specs);
         for name in &plan.keep {
@@ -84,6 +142,7 @@ impl InstanceSet {
                 self.start(spec);
             }
         }
+        self.track(model);
     }
 
     pub fn statuses(&self) -> Vec<InstanceStatus> {
@@ -91,6 +150,10 @@ impl InstanceSet {
     }
 
     pub async fn stop_all(&mut self) {
+        self.combiners.abort_all();
+        if let Some(mut trackers) = self.trackers.take() {
+            trackers.stop();
+        }
         let names: Vec<String> = self.running.keys().cloned().collect();
         for running in self.running.values() {
             running.shutdown.send_replace(true);

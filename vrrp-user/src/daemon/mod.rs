@@ -138,7 +138,7 @@ impl Daemon {
         if let Err(error) = self.apply_guard(guarded(&model)) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
-        self.vrrp.apply(instances::specs(&model)).await;
+        self.vrrp.apply(&model).await;
         self.reloads += 1;
         tracing::info!(reloads = self.reloads, "configuration reloaded");
     }
@@ -160,7 +160,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     };
     daemon.apply_guard(guarded(&model))?;
     daemon.dataplane.pin(&daemon.options.pin_dir)?;
-    daemon.vrrp.apply(instances::specs(&model)).await;
+    daemon.vrrp.apply(&model).await;
     let control = ControlSocket::bind(&daemon.options.control_socket, daemon.status()?)?;
     tracing::info!(
         instances = daemon.guarded.len(),

@@ -17,12 +17,14 @@ use tokio::{
 use super::{
     discard::{self, DiscardReason},
     fsm::{self, Action, Event, Machine, Params, State, Version},
+    notify,
     socket::{FrameSocket, VRRP_GROUP_V4, VrrpSocketV4, mac_address, primary_ipv4},
     wire::{self, ChecksumContext, arp::GratuitousArp},
 };
 use crate::{
     config::model::{GlobalDefs, VirtualAddress, VrrpInstance},
     net::AddressTable,
+    track::Effective,
 };
 
 /// keepalived's defaults for the gratuitous ARP bursts on becoming Master.
@@ -52,6 +54,7 @@ pub struct InstanceSpec {
     pub v3_checksum_as_v2: bool,
     pub garp_repeat: u32,
     pub garp_delay: Duration,
+    pub notify: crate::config::model::Notify,
 }
 
 impl InstanceSpec {
@@ -95,6 +98,7 @@ impl InstanceSpec {
                 .garp_master_delay
                 .or(global.vrrp_garp_master_delay)
                 .map_or(GARP_DELAY_DEFAULT, |s| Duration::from_secs(s.into())),
+            notify: instance.notify.clone(),
         })
     }
 }
@@ -165,6 +169,7 @@ pub async fn run<T: AddressTable>(
     table: T,
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<InstanceStatus>,
+    mut effective: watch::Receiver<Effective>,
 ) -> Result<()> {
     let source = match spec.source {
         Some(source) => source,
@@ -193,6 +198,11 @@ pub async fn run<T: AddressTable>(
     };
     let start = Instant::now();
     let mut machine = Machine::new();
+    let mut faulted = false;
+    let mut tracking_open = true;
+    if let Effective::Priority(priority) = *effective.borrow_and_update() {
+        runtime.set_priority(priority);
+    }
     machine = runtime.step(&machine, Event::Startup, start.elapsed()).await;
     status.send_replace(runtime.status.clone());
     let mut buffer = vec![0u8; 2048];
@@ -215,6 +225,30 @@ pub async fn run<T: AddressTable>(
                     runtime.announce();
                 }
             }
+            changed = effective.changed(), if tracking_open => {
+                if changed.is_err() {
+                    tracking_open = false;
+                    continue;
+                }
+                let now = *effective.borrow_and_update();
+                match now {
+                    Effective::Fault if !faulted => {
+                        faulted = true;
+                        tracing::warn!(instance = spec.name, "a tracked object failed: FAULT");
+                        machine = runtime.step(&machine, Event::Fault, start.elapsed()).await;
+                    }
+                    Effective::Fault => {}
+                    Effective::Priority(priority) => {
+                        // Takes effect with the next advert (RFC 9568 §6.4).
+                        runtime.set_priority(priority);
+                        if faulted {
+                            faulted = false;
+                            tracing::info!(instance = spec.name, priority, "tracked objects recovered");
+                            machine = runtime.step(&machine, Event::FaultCleared, start.elapsed()).await;
+                        }
+                    }
+                }
+            }
             received = runtime.socket.recv(&mut buffer) => {
                 let length = received.context("receiving VRRP")?;
                 if let Some(event) = runtime.received(&buffer[..length]) {
@@ -227,6 +261,14 @@ pub async fn run<T: AddressTable>(
 }
 
 impl<T: AddressTable> Runtime<'_, T> {
+    fn set_priority(&mut self, priority: u8) {
+        if priority != self.params.priority {
+            tracing::info!(instance = self.spec.name, from = self.params.priority, to = priority, "effective priority changed");
+        }
+        self.params.priority = priority;
+        self.status.priority = priority;
+    }
+
     async fn step(&mut self, machine: &Machine, event: Event, now: Duration) -> Machine {
         let (next, actions) = fsm::step(&self.params, machine, event, now);
         for action in actions {
@@ -264,6 +306,8 @@ impl<T: AddressTable> Runtime<'_, T> {
             }
             Action::Transition { from, to } => {
                 tracing::info!(instance = self.spec.name, ?from, ?to, priority = self.params.priority, "VRRP state change");
+                let commands = notify::commands(&self.spec.notify, "INSTANCE", &self.spec.name, to, self.params.priority);
+                notify::spawn_all(commands, &self.spec.name);
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod discard;
 pub mod fsm;
 pub mod instance;
+pub mod notify;
 pub mod reload;
 pub mod socket;
 pub mod wire;

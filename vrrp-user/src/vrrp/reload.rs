@@ -65,6 +65,7 @@ mod tests {
             v3_checksum_as_v2: false,
             garp_repeat: 5,
             garp_delay: Duration::from_secs(5),
+            notify: Default::default(),
         }
     }
 
