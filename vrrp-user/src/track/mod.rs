@@ -60,11 +60,10 @@ impl Trackers {
     /// down, unless `dont_track_primary`), track_interface, track_script, track_file.
     pub fn for_instance(&self, instance: &crate::config::model::VrrpInstance) -> Vec<(TrackedSpec, watch::Receiver<Reading>)> {
         let mut out = Vec::new();
-        if let (false, Some(interface)) = (instance.dont_track_primary, &instance.interface) {
-            if let Some(receiver) = self.interfaces.get(interface) {
+        if let (false, Some(interface)) = (instance.dont_track_primary, &instance.interface)
+            && let Some(receiver) = self.interfaces.get(interface) {
                 out.push((TrackedSpec { weight: 0, reverse: false }, receiver.clone()));
             }
-        }
         let by_ref = |reference: &TrackRef, default_weight: i32, default_reverse: bool| TrackedSpec {
             weight: reference.weight.unwrap_or(default_weight),
             reverse: if reference.weight.is_some() { reference.reverse } else { default_reverse || reference.reverse },

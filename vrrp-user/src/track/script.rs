@@ -97,12 +97,11 @@ pub async fn run_once(argv: &[String], timeout: Duration) -> bool {
 /// Runs `script` forever, publishing its reading.
 pub async fn run(script: VrrpScript, security: bool, reading: watch::Sender<Reading>) {
     let words = argv(script.script.as_deref().unwrap_or_default());
-    if security {
-        if let Err(error) = words.first().map(|p| check_security(Path::new(p))).unwrap_or_else(|| Ok(())) {
+    if security
+        && let Err(error) = words.first().map(|p| check_security(Path::new(p))).unwrap_or_else(|| Ok(())) {
             tracing::error!(script = script.name, "{error:#}; the script is disabled");
             return;
         }
-    }
     let interval = Duration::from_secs_f64(script.interval);
     let timeout = script.timeout.map_or(interval, Duration::from_secs_f64);
     let mut state = RiseFall::new(script.init_fail);
