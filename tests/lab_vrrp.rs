@@ -216,3 +216,24 @@ fn lab_a_failing_tracked_script_takes_the_master_to_fault_and_notify_scripts_see
         .with_context(|| format!("states: {:?}\nlog:\n{}", states(), node.child.log_text()))?;
     Ok(())
 }
+
+#[test]
+fn lab_a_virtual_address_removed_by_another_tool_while_master_is_put_back() -> Result<()> {
+    let lab = Lab::new()?;
+    let config = format!(
+        "vrrp_instance VI_51 {{\n  state MASTER\n  interface kxnode\n  virtual_router_id 51\n  priority 150\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    );
+    let node = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config)?;
+    wait_for("Master with the VIP", Duration::from_secs(5), || holds_vip(&lab.node, "kxnode"))?;
+    // keepalived #836 / #2564: someone runs `ip addr del` (or `ip addr flush`) on the VIP.
+    lab.node.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "kxnode"])?;
+    let removed_at = Instant::now();
+    wait_for("the VIP to be put back", Duration::from_secs(2), || holds_vip(&lab.node, "kxnode"))
+        .with_context(|| node.child.log_text())?;
+    println!("virtual address put back after {} ms", removed_at.elapsed().as_millis());
+    ensure!(node.child.log_text().contains("removed by another tool while Master; putting it back"));
+    wait_for("the put-back counted in the status", Duration::from_secs(1), || {
+        Ok(status(&node)?["vrrp"][0]["addresses_put_back"] == 1)
+    })?;
+    Ok(())
+}

@@ -3,13 +3,16 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Result;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{broadcast, watch},
+    task::JoinHandle,
+};
 
 use tokio::task::JoinSet;
 
 use crate::{
     config::Config,
-    net::Netlink,
+    net::{Netlink, Removed, watch_removals},
     track::{self, Effective, Trackers},
     vrrp::{
         instance::{self, InstanceSpec, InstanceStatus},
@@ -28,6 +31,8 @@ struct Running {
 
 pub struct InstanceSet {
     netlink: Netlink,
+    /// Address deletions seen by the kernel, for the put-back rule.
+    removals: broadcast::Sender<Removed>,
     running: BTreeMap<String, Running>,
     trackers: Option<Trackers>,
     /// What the trackers were started from: unchanged on reload → they keep running (and
@@ -72,6 +77,7 @@ impl InstanceSet {
     pub fn new() -> Result<InstanceSet> {
         Ok(InstanceSet {
             netlink: Netlink::connect()?,
+            removals: watch_removals()?,
             running: BTreeMap::new(),
             trackers: None,
             trackers_from: String::new(),
@@ -86,8 +92,9 @@ impl InstanceSet {
         let name = spec.name.clone();
         let table = self.netlink.clone();
         let task_spec = spec.clone();
+        let removals = self.removals.subscribe();
         let task = tokio::spawn(async move {
-            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver).await {
+            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver, removals).await {
                 tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
             }
         });

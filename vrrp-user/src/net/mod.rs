@@ -2,5 +2,7 @@
 //! removes virtual addresses. Gratuitous ARP / unsolicited NA frames are built by
 //! `vrrp::wire` and sent by the instance runtime.
 mod addresses;
+mod watch;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable};
+pub use watch::{Removed, watch_removals};

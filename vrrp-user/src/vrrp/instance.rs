@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tokio::{
-    sync::watch,
+    sync::{broadcast, watch},
     time::{Instant, sleep_until},
 };
 
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     config::model::{GlobalDefs, VirtualAddress, VrrpInstance},
-    net::AddressTable,
+    net::{AddressTable, Removed},
     track::Effective,
 };
 
@@ -130,6 +130,8 @@ pub struct InstanceStatus {
     pub adverts_received: u64,
     pub discarded: BTreeMap<DiscardReason, u64>,
     pub malformed: u64,
+    /// Virtual addresses another tool removed while Master, and keepxdp put back.
+    pub addresses_put_back: u64,
 }
 
 impl InstanceStatus {
@@ -145,6 +147,7 @@ impl InstanceStatus {
             adverts_received: 0,
             discarded: BTreeMap::new(),
             malformed: 0,
+            addresses_put_back: 0,
         }
     }
 }
@@ -170,6 +173,7 @@ pub async fn run<T: AddressTable>(
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<InstanceStatus>,
     mut effective: watch::Receiver<Effective>,
+    mut removals: broadcast::Receiver<Removed>,
 ) -> Result<()> {
     let source = match spec.source {
         Some(source) => source,
@@ -200,6 +204,7 @@ pub async fn run<T: AddressTable>(
     let mut machine = Machine::new();
     let mut faulted = false;
     let mut tracking_open = true;
+    let mut removals_open = true;
     if let Effective::Priority(priority) = *effective.borrow_and_update() {
         runtime.set_priority(priority);
     }
@@ -249,6 +254,13 @@ pub async fn run<T: AddressTable>(
                     }
                 }
             }
+            removed = removals.recv(), if removals_open => match removed {
+                Ok(removed) if machine.state == State::Master && removed.ifindex == spec.ifindex => {
+                    runtime.put_back(removed.address).await;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => removals_open = false,
+            },
             received = runtime.socket.recv(&mut buffer) => {
                 let length = received.context("receiving VRRP")?;
                 if let Some(event) = runtime.received(&buffer[..length]) {
@@ -344,6 +356,20 @@ impl<T: AddressTable> Runtime<'_, T> {
             self.status.adverts_sent += 1;
         }
         Ok(())
+    }
+
+    /// Another tool removed one of our addresses while we are Master: add it back and
+    /// announce it (keepalived leaves the node Master without it).
+    async fn put_back(&mut self, removed: IpAddr) {
+        let Some(address) = self.spec.addresses.iter().find(|a| a.address == removed) else { return };
+        tracing::warn!(instance = self.spec.name, address = %removed, "virtual address removed by another tool while Master; putting it back");
+        match self.table.add(self.spec.ifindex, address).await {
+            Ok(()) => {
+                self.status.addresses_put_back += 1;
+                self.announce();
+            }
+            Err(error) => tracing::error!(instance = self.spec.name, %error, "putting the virtual address back failed"),
+        }
     }
 
     /// Gratuitous ARP for every virtual address, `garp_repeat` times.
