@@ -31,15 +31,24 @@ impl Lab {
     }
 
     fn keepalived(&self, version: u8, priority: u8, advert_int: &str) -> Result<ChildGuard> {
+        self.keepalived_with(version, priority, advert_int, "")
+    }
+
+    /// `extra`: more lines for the instance (unicast settings).
+    fn keepalived_with(&self, version: u8, priority: u8, advert_int: &str, extra: &str) -> Result<ChildGuard> {
         let config = format!(
-            "global_defs {{\n  router_id lab_peer\n}}\nvrrp_instance VI_51 {{\n  state BACKUP\n  interface kxpeer\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+            "global_defs {{\n  router_id lab_peer\n}}\nvrrp_instance VI_51 {{\n  state BACKUP\n  interface kxpeer\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n{extra}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
         );
         keepalived::start(&self.peer, self.dir.path(), &config)
     }
 
     fn keepxdp(&self, version: u8, priority: u8, advert_int: &str) -> Result<Keepxdp> {
+        self.keepxdp_with(version, priority, advert_int, "")
+    }
+
+    fn keepxdp_with(&self, version: u8, priority: u8, advert_int: &str, extra: &str) -> Result<Keepxdp> {
         let config = format!(
-            "vrrp_instance VI_51 {{\n  state BACKUP\n  interface kxnode\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+            "vrrp_instance VI_51 {{\n  state BACKUP\n  interface kxnode\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n{extra}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
         );
         Keepxdp::start(&keepxdp_bin()?, &self.node, self.dir.path(), &config)
     }
@@ -131,6 +140,9 @@ fn lab_v3_keepalived_master_over_keepxdp_then_kill_9_hands_over_fast() -> Result
     ensure!(took <= 361 + 200 + 100, "took {took} ms");
     // The status document is refreshed every 200 ms.
     wait_for("keepxdp to report Master", Duration::from_secs(1), || Ok(vrrp_state(&node)? == "Master"))?;
+    let decoded = tshark_checksums(&lab)?;
+    ensure!(decoded.matches("[Checksum Status: Good]").count() == 3, "tshark saw:\n{decoded}");
+    ensure!(decoded.contains("Version 3") || decoded.contains("Version: 3"), "tshark saw:\n{decoded}");
     Ok(())
 }
 
@@ -235,5 +247,26 @@ fn lab_a_virtual_address_removed_by_another_tool_while_master_is_put_back() -> R
     wait_for("the put-back counted in the status", Duration::from_secs(1), || {
         Ok(status(&node)?["vrrp"][0]["addresses_put_back"] == 1)
     })?;
+    Ok(())
+}
+
+#[test]
+fn lab_v2_unicast_keepxdp_and_keepalived_elect_one_master_and_fail_over() -> Result<()> {
+    let lab = Lab::new()?;
+    let mut peer = lab.keepalived_with(2, 100, "1", "  unicast_src_ip 10.77.0.1\n  unicast_peer {\n    10.77.0.2\n  }\n")?;
+    let mut node = lab.keepxdp_with(2, 150, "1", "  unicast_src_ip 10.77.0.2\n  unicast_peer {\n    10.77.0.1\n  }\n")?;
+    wait_for_one_master(&lab, &node, "Master", Duration::from_secs(15))
+        .with_context(|| format!("keepalived log:\n{}\nkeepxdp log:\n{}", peer.log_text(), node.child.log_text()))?;
+    // Stays that way: keepalived accepts keepxdp's unicast adverts.
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(!holds_vip(&lab.peer, "kxpeer")? && holds_vip(&lab.node, "kxnode")?, "keepalived log:\n{}", peer.log_text());
+    let decoded = tshark_checksums(&lab)?;
+    ensure!(decoded.matches("[Checksum Status: Good]").count() == 3, "tshark saw:\n{decoded}");
+    ensure!(decoded.contains("Destination Address: 10.77.0.1"), "unicast to the peer:\n{decoded}");
+    node.child.kill9();
+    let took = failover_ms(Duration::from_secs(6), || holds_vip(&lab.peer, "kxpeer"))?;
+    println!("failover keepxdp -> keepalived (v2 unicast, advert_int 1): {took} ms");
+    ensure!(took <= 3609 + 200 + 100, "took {took} ms");
+    peer.check_running()?;
     Ok(())
 }
