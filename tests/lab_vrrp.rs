@@ -6,40 +6,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use keepxdp_lab::{
-    keepalived,
     keepxdp::Keepxdp,
-    netns::{Netns, veth_pair},
     process::{ChildGuard, wait_for},
-    require_root,
+    vrrp_lab::{VIP, VrrpLab, holds_vip, instance_config},
 };
 use keepxdp_tests::keepxdp_bin;
 
-const VIP: &str = "10.77.0.100";
+/// The lab of `keepxdp_lab::vrrp_lab` with this file's shorthands.
+struct Lab(VrrpLab);
 
-struct Lab {
-    dir: tempfile::TempDir,
-    peer: Netns,
-    node: Netns,
+impl std::ops::Deref for Lab {
+    type Target = VrrpLab;
+    fn deref(&self) -> &VrrpLab {
+        &self.0
+    }
 }
 
 impl Lab {
     fn new() -> Result<Lab> {
-        require_root()?;
-        let lab = Lab { dir: tempfile::tempdir()?, peer: Netns::new("k")?, node: Netns::new("x")? };
-        veth_pair(&lab.peer, "kxpeer", "10.77.0.1/24", &lab.node, "kxnode", "10.77.0.2/24")?;
-        Ok(lab)
+        Ok(Lab(VrrpLab::new()?))
     }
 
     fn keepalived(&self, version: u8, priority: u8, advert_int: &str) -> Result<ChildGuard> {
         self.keepalived_with(version, priority, advert_int, "")
     }
 
-    /// `extra`: more lines for the instance (unicast settings).
     fn keepalived_with(&self, version: u8, priority: u8, advert_int: &str, extra: &str) -> Result<ChildGuard> {
-        let config = format!(
-            "global_defs {{\n  router_id lab_peer\n}}\nvrrp_instance VI_51 {{\n  state BACKUP\n  interface kxpeer\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n{extra}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
-        );
-        keepalived::start(&self.peer, self.dir.path(), &config)
+        self.keepalived_on_peer(&instance_config("kxpeer", version, priority, advert_int, "BACKUP", extra))
     }
 
     fn keepxdp(&self, version: u8, priority: u8, advert_int: &str) -> Result<Keepxdp> {
@@ -47,15 +40,8 @@ impl Lab {
     }
 
     fn keepxdp_with(&self, version: u8, priority: u8, advert_int: &str, extra: &str) -> Result<Keepxdp> {
-        let config = format!(
-            "vrrp_instance VI_51 {{\n  state BACKUP\n  interface kxnode\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n{extra}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
-        );
-        Keepxdp::start(&keepxdp_bin()?, &self.node, self.dir.path(), &config)
+        self.keepxdp_on_node(&keepxdp_bin()?, &instance_config("kxnode", version, priority, advert_int, "BACKUP", extra))
     }
-}
-
-fn holds_vip(netns: &Netns, device: &str) -> Result<bool> {
-    Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {VIP}/")))
 }
 
 fn vrrp_state(keepxdp: &Keepxdp) -> Result<String> {
@@ -268,5 +254,49 @@ fn lab_v2_unicast_keepxdp_and_keepalived_elect_one_master_and_fail_over() -> Res
     println!("failover keepxdp -> keepalived (v2 unicast, advert_int 1): {took} ms");
     ensure!(took <= 3609 + 200 + 100, "took {took} ms");
     peer.check_running()?;
+    Ok(())
+}
+
+#[test]
+fn lab_a_sync_group_waits_for_all_its_masters_to_go_silent_and_faults_together() -> Result<()> {
+    let lab = Lab::new()?;
+    let dir = lab.dir.path().display().to_string();
+    // keepalived is Master of VRID 51 only; keepxdp's group holds VRIDs 51 and 52.
+    let _peer = lab.keepalived_on_peer(&instance_config("kxpeer", 2, 150, "1", "MASTER", ""))?;
+    wait_for("keepalived Master of VRID 51", Duration::from_secs(5), || lab.peer_holds_vip())?;
+    let config = format!(
+        "vrrp_script chk {{\n  script \"/bin/sh -c 'test ! -e {dir}/down'\"\n  interval 0.2\n}}\n\
+         vrrp_sync_group G {{\n  group {{\n    VI_51\n    VI_52\n  }}\n  notify \"/bin/sh -c 'echo $2 >> {dir}/group'\"\n}}\n\
+         vrrp_instance VI_51 {{\n  interface kxnode\n  virtual_router_id 51\n  priority 100\n  track_script {{\n    chk\n  }}\n\
+           virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+         vrrp_instance VI_52 {{\n  interface kxnode\n  virtual_router_id 52\n  priority 100\n  virtual_ipaddress {{\n    10.77.0.200/24\n  }}\n}}\n"
+    );
+    let node = lab.keepxdp_on_node(&keepxdp_bin()?, &config)?;
+    let addresses = || lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxnode"]);
+    // VRID 52 has no other router, but its group partner still hears a Master: it waits.
+    std::thread::sleep(Duration::from_secs(5));
+    let held = addresses()?;
+    ensure!(!held.contains(VIP) && !held.contains("10.77.0.200"), "the group went Master early:\n{held}\n{}", node.child.log_text());
+
+    lab.peer.kill_all()?;
+    wait_for("both members Master together", Duration::from_secs(6), || {
+        let held = addresses()?;
+        Ok(held.contains(&format!(" {VIP}/")) && held.contains(" 10.77.0.200/"))
+    })
+    .with_context(|| node.child.log_text())?;
+
+    // VI_51's script fails: the whole group goes to FAULT.
+    std::fs::write(lab.dir.path().join("down"), "")?;
+    wait_for("the group in FAULT without its addresses", Duration::from_secs(5), || {
+        let held = addresses()?;
+        Ok(!held.contains(VIP) && !held.contains("10.77.0.200"))
+    })
+    .with_context(|| node.child.log_text())?;
+    wait_for("both members reported in FAULT", Duration::from_secs(1), || {
+        let states: Vec<String> = status(&node)?["vrrp"].as_array().unwrap().iter().map(|v| v["state"].to_string()).collect();
+        Ok(states == ["\"Fault\"", "\"Fault\""])
+    })?;
+    let group_log = std::fs::read_to_string(lab.dir.path().join("group")).unwrap_or_default();
+    ensure!(group_log.lines().collect::<Vec<_>>().ends_with(&["MASTER", "FAULT"]), "group notify saw {group_log:?}");
     Ok(())
 }

@@ -16,5 +16,13 @@ pub fn bench() -> Result<()> {
     eprintln!("== guard cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu})");
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("guard"))?;
     eprintln!("== keepalived.conf with 10,000 real servers: keepxdp (release) vs keepalived -t");
-    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))?;
+    eprintln!("== VRRP failover: keepxdp and keepalived, kill -9 of the Master (netns lab, ~6 min)");
+    shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp", "--bin", "keepxdp"]))?;
+    let runs = std::env::var("KEEPXDP_FAILOVER_RUNS").unwrap_or_else(|_| "10".into());
+    shell::run(
+        Command::new(&binary)
+            .env("KEEPXDP_BIN", shell::root().join("target/release/keepxdp"))
+            .args(["failover", &runs]),
+    )
 }

@@ -91,11 +91,38 @@ fn lab() -> Result<()> {
         keepxdp.pin_dir.display()
     );
 
+    println!("\n== keepxdp's VRRP instances (`keepxdp status`)");
+    print!("{}", vrrp_table(&keepxdp.status_json()?)?);
+    println!("(VI_51 follows keepalived, priority 100 > 50; VI_60's only peer 10.77.0.9 is silent, so keepxdp is its Master)");
+
     println!("\n== teardown");
     peer_keepalived.stop(Duration::from_secs(5))?;
     keepxdp.stop()?;
     println!("keepxdp stopped on SIGTERM: guard detached, pins removed; namespaces deleted");
     Ok(())
+}
+
+/// The status document's VRRP instances as a table.
+fn vrrp_table(status: &str) -> Result<String> {
+    let status: serde_json::Value = serde_json::from_str(status)?;
+    let mut table = format!("{:<8} {:<8} {:>8}  {:<12} {:>6} {:>9}\n", "INSTANCE", "STATE", "PRIORITY", "MASTER", "SENT", "RECEIVED");
+    for instance in status["vrrp"].as_array().into_iter().flatten() {
+        let text = |key: &str| match &instance[key] {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        table.push_str(&format!(
+            "{:<8} {:<8} {:>8}  {:<12} {:>6} {:>9}\n",
+            text("name"),
+            text("state"),
+            text("priority"),
+            text("master"),
+            text("adverts_sent"),
+            text("adverts_received")
+        ));
+    }
+    Ok(table)
 }
 
 fn keepalived_version() -> String {

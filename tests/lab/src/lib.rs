@@ -10,6 +10,7 @@ pub mod keepalived;
 pub mod keepxdp;
 pub mod netns;
 pub mod process;
+pub mod vrrp_lab;
 
 use anyhow::{Result, bail};
 

@@ -3,8 +3,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Result;
+use std::sync::{Arc, Mutex};
+
 use tokio::{
-    sync::{broadcast, watch},
+    sync::{broadcast, mpsc, watch},
     task::JoinHandle,
 };
 
@@ -14,11 +16,43 @@ use crate::{
     config::Config,
     net::{Netlink, Removed, watch_removals},
     track::{self, Effective, Trackers},
+    config::model::Notify,
     vrrp::{
-        instance::{self, InstanceSpec, InstanceStatus},
-        reload,
+        instance::{self, InstanceSpec, InstanceStatus, SyncLink},
+        notify, reload,
+        sync::{GroupState, MemberEvent, SyncCommand},
     },
 };
+
+/// Who is in which sync group, and how to reach each instance: read by the coordinator
+/// task, rewritten on reload.
+#[derive(Default)]
+struct SyncDirectory {
+    groups: BTreeMap<String, (GroupState, Notify)>,
+    group_of: BTreeMap<String, String>,
+    commands: BTreeMap<String, mpsc::UnboundedSender<SyncCommand>>,
+}
+
+/// The single coordinator: applies each member's news to its group and passes the group's
+/// orders on; runs the group's notify scripts when the group's state changes.
+async fn coordinate(directory: Arc<Mutex<SyncDirectory>>, mut events: mpsc::UnboundedReceiver<(String, MemberEvent)>) {
+    while let Some((member, event)) = events.recv().await {
+        let mut directory = directory.lock().unwrap();
+        let Some(group_name) = directory.group_of.get(&member).cloned() else { continue };
+        let Some((group, notify)) = directory.groups.get_mut(&group_name) else { continue };
+        let (commands, changed) = group.on_event(&member, event);
+        if let Some(state) = changed {
+            tracing::info!(group = group_name, ?state, "sync group state");
+            let scripts = notify::commands(notify, "GROUP", &group_name, state, 0);
+            notify::spawn_all(scripts, &group_name);
+        }
+        for (target, command) in commands {
+            if let Some(sender) = directory.commands.get(&target) {
+                let _ = sender.send(command);
+            }
+        }
+    }
+}
 
 struct Running {
     spec: InstanceSpec,
@@ -39,6 +73,8 @@ pub struct InstanceSet {
     /// their readings), so tracking does not flap either.
     trackers_from: String,
     combiners: JoinSet<()>,
+    sync: Arc<Mutex<SyncDirectory>>,
+    sync_events: mpsc::UnboundedSender<(String, MemberEvent)>,
 }
 
 /// The tracked objects' definitions, as a comparable key.
@@ -65,7 +101,8 @@ fn tracker_key(model: &Config) -> String {
 pub fn specs(model: &Config) -> Vec<InstanceSpec> {
     let mut specs = Vec::new();
     for configured in &model.vrrp_instances {
-        match InstanceSpec::from_config(configured, &model.global_defs) {
+        let group = model.vrrp_sync_groups.iter().find(|g| g.group.contains(&configured.name)).map(|g| g.name.clone());
+        match InstanceSpec::from_config(configured, &model.global_defs, group) {
             Ok(spec) => specs.push(spec),
             Err(error) => tracing::warn!(instance = configured.name, %error, "VRRP instance not started"),
         }
@@ -75,7 +112,12 @@ pub fn specs(model: &Config) -> Vec<InstanceSpec> {
 
 impl InstanceSet {
     pub fn new() -> Result<InstanceSet> {
+        let sync = Arc::new(Mutex::new(SyncDirectory::default()));
+        let (sync_events, events) = mpsc::unbounded_channel();
+        tokio::spawn(coordinate(sync.clone(), events));
         Ok(InstanceSet {
+            sync,
+            sync_events,
             netlink: Netlink::connect()?,
             removals: watch_removals()?,
             running: BTreeMap::new(),
@@ -93,8 +135,11 @@ impl InstanceSet {
         let table = self.netlink.clone();
         let task_spec = spec.clone();
         let removals = self.removals.subscribe();
+        let (commands, command_receiver) = mpsc::unbounded_channel();
+        self.sync.lock().unwrap().commands.insert(spec.name.clone(), commands);
+        let link = SyncLink { commands: command_receiver, events: self.sync_events.clone() };
         let task = tokio::spawn(async move {
-            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver, removals).await {
+            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver, removals, link).await {
                 tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
             }
         });
@@ -123,6 +168,7 @@ impl InstanceSet {
 
     /// Stops one instance (priority 0 if Master, addresses released), bounded in time.
     async fn stop_one(&mut self, name: &str) {
+        self.sync.lock().unwrap().commands.remove(name);
         if let Some(running) = self.running.remove(name) {
             running.shutdown.send_replace(true);
             if tokio::time::timeout(Duration::from_secs(3), running.task).await.is_err() {
@@ -134,6 +180,19 @@ impl InstanceSet {
     /// Brings the running set to `model`'s instances; unchanged instances are not touched.
     pub async fn apply(&mut self, model: &Config) {
         let specs = specs(model);
+        {
+            let mut directory = self.sync.lock().unwrap();
+            directory.groups = model
+                .vrrp_sync_groups
+                .iter()
+                .map(|g| (g.name.clone(), (GroupState::new(&g.name, g.group.clone()), g.notify.clone())))
+                .collect();
+            directory.group_of = model
+                .vrrp_sync_groups
+                .iter()
+                .flat_map(|g| g.group.iter().map(move |member| (member.clone(), g.name.clone())))
+                .collect();
+        }
         let running: Vec<InstanceSpec> = self.running.values().map(|r| r.spec.clone()).collect();
         let plan = reload::plan(&running, &specs);
         for name in &plan.keep {

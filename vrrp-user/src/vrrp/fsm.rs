@@ -46,6 +46,9 @@ pub struct Params {
     pub primary_address: IpAddr,
     /// keepalived's `state MASTER`: take mastership at startup instead of waiting.
     pub start_as_master: bool,
+    /// In a vrrp_sync_group: when the Master_Down_Timer fires, wait for the whole group to
+    /// want mastership (`Action::WantMaster`, then `Event::SyncMaster`) instead of taking it.
+    pub sync_group: bool,
 }
 
 /// The instance's protocol state and its timers (deadlines on the runtime's monotonic clock).
@@ -60,6 +63,8 @@ pub struct Machine {
     pub started_at: Option<Duration>,
     /// The source of the last advert that kept us Backup (the current Master).
     pub master_address: Option<IpAddr>,
+    /// Sync group member whose Master went silent, waiting for the rest of the group.
+    pub wants_master: bool,
 }
 
 impl Machine {
@@ -71,6 +76,7 @@ impl Machine {
             advert_at: None,
             started_at: None,
             master_address: None,
+            wants_master: false,
         }
     }
 
@@ -109,6 +115,10 @@ pub enum Event {
     Fault,
     /// The fault cleared.
     FaultCleared,
+    /// vrrp_sync_group: another member became Master; so does this one (from Backup).
+    SyncMaster,
+    /// vrrp_sync_group: another member fell back to Backup; so does this one (from Master).
+    SyncBackup,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,6 +131,8 @@ pub enum Action {
     ReleaseAddresses,
     /// The state changed: log it, run notify scripts, update sync groups.
     Transition { from: State, to: State },
+    /// Sync group member: this instance would (no longer) become Master.
+    WantMaster(bool),
 }
 
 /// Skew_Time: v2 (RFC 3768 §6.1) `(256 - Priority) / 256` s; v3 (RFC 9568 §6.1)
@@ -179,6 +191,10 @@ pub fn step(params: &Params, machine: &Machine, event: Event, now: Duration) -> 
         }
         (State::Fault, _) => {}
         (_, Event::Fault) => {
+            if machine.wants_master {
+                next.wants_master = false;
+                actions.push(Action::WantMaster(false));
+            }
             if machine.state == State::Master {
                 // keepalived: let the backups take over now, not after Master_Down_Interval.
                 actions.push(Action::SendAdvert { priority: 0 });
@@ -190,10 +206,26 @@ pub fn step(params: &Params, machine: &Machine, event: Event, now: Duration) -> 
             transition(&mut next, &mut actions, State::Fault);
         }
         (_, Event::FaultCleared) => {}
+        (State::Backup, Event::SyncMaster) => become_master(params, &mut next, &mut actions, now),
+        (State::Master, Event::SyncBackup) => {
+            actions.push(Action::ReleaseAddresses);
+            let interval = next.master_adver_interval;
+            become_backup(params, &mut next, &mut actions, now, interval);
+        }
+        (_, Event::SyncMaster | Event::SyncBackup) => {}
         (State::Backup, Event::Tick) => {
             if machine.master_down_at.is_some_and(|at| at <= now) {
                 // RFC 9568 §6.4.2: Master_Down_Timer fired.
-                become_master(params, &mut next, &mut actions, now);
+                if params.sync_group {
+                    // keepalived: a group goes Master together, once all its members would.
+                    next.master_down_at = None;
+                    if !next.wants_master {
+                        next.wants_master = true;
+                        actions.push(Action::WantMaster(true));
+                    }
+                } else {
+                    become_master(params, &mut next, &mut actions, now);
+                }
             }
         }
         (State::Backup, Event::Advert(advert)) => backup_hears(params, &mut next, &mut actions, now, advert),
@@ -217,6 +249,7 @@ fn transition(machine: &mut Machine, actions: &mut Vec<Action>, to: State) {
 }
 
 fn become_master(params: &Params, machine: &mut Machine, actions: &mut Vec<Action>, now: Duration) {
+    machine.wants_master = false;
     actions.push(Action::SendAdvert { priority: params.priority });
     actions.push(Action::ClaimAddresses);
     machine.master_down_at = None;
@@ -226,6 +259,7 @@ fn become_master(params: &Params, machine: &mut Machine, actions: &mut Vec<Actio
 }
 
 fn become_backup(params: &Params, machine: &mut Machine, actions: &mut Vec<Action>, now: Duration, interval: Duration) {
+    machine.wants_master = false;
     machine.master_adver_interval = interval;
     machine.advert_at = None;
     machine.master_down_at = Some(now + master_down_interval(params, interval));
@@ -239,7 +273,6 @@ fn may_preempt(params: &Params, machine: &Machine, now: Duration) -> bool {
 
 /// RFC 9568 §6.4.2, Backup receives an ADVERTISEMENT.
 fn backup_hears(params: &Params, machine: &mut Machine, actions: &mut Vec<Action>, now: Duration, advert: Advert) {
-    let _ = actions;
     if advert.priority == 0 {
         // The Master is leaving: take over after Skew_Time only.
         machine.master_down_at = Some(now + skew_time(params, machine.master_adver_interval));
@@ -252,6 +285,11 @@ fn backup_hears(params: &Params, machine: &mut Machine, actions: &mut Vec<Action
         }
         machine.master_down_at = Some(now + master_down_interval(params, machine.master_adver_interval));
         machine.master_address = Some(advert.source);
+        if machine.wants_master {
+            // Our Master is back: the group must not go Master on our account.
+            machine.wants_master = false;
+            actions.push(Action::WantMaster(false));
+        }
     }
     // Else: a lower priority while we may preempt: discard; our timer will fire.
 }
@@ -314,6 +352,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             primary_address: "10.0.0.2".parse().unwrap(),
             start_as_master: false,
+            sync_group: false,
         }
     }
 
@@ -560,6 +599,38 @@ mod tests {
         let (cleared, _) = step(&p, &faulted, Event::FaultCleared, ms(9500));
         assert_eq!(cleared.state, State::Backup);
         assert_eq!(cleared.master_down_at, Some(ms(9500) + master_down_interval(&p, SECOND)));
+    }
+
+    #[test]
+    fn a_sync_group_moves_a_backup_to_master_and_a_master_to_backup() {
+        let p = params(Version::V2, 100);
+        let (machine, actions) = step(&p, &started(&p), Event::SyncMaster, ms(100));
+        assert_eq!(machine.state, State::Master);
+        assert!(actions.contains(&Action::ClaimAddresses));
+        let (back, actions) = step(&p, &machine, Event::SyncBackup, ms(200));
+        assert_eq!(back.state, State::Backup);
+        assert_eq!(actions[0], Action::ReleaseAddresses);
+        assert_eq!(back.master_down_at, Some(ms(200) + master_down_interval(&p, SECOND)));
+        // No-ops elsewhere.
+        assert_eq!(step(&p, &back, Event::SyncBackup, ms(300)).0, back);
+        assert_eq!(step(&p, &machine, Event::SyncMaster, ms(300)).0, machine);
+    }
+
+    #[test]
+    fn a_sync_group_member_waits_for_its_group_when_its_master_goes_silent() {
+        let p = Params { sync_group: true, ..params(Version::V2, 100) };
+        let backup = started(&p);
+        let (waiting, actions) = step(&p, &backup, Event::Tick, backup.master_down_at.unwrap());
+        assert_eq!(waiting.state, State::Backup);
+        assert_eq!(actions, [Action::WantMaster(true)]);
+        assert_eq!(waiting.next_deadline(), None);
+        // Its Master comes back: the wish is withdrawn and the timer runs again.
+        let (back, actions) = step(&p, &waiting, advert("10.0.0.9", 150), ms(9000));
+        assert_eq!(actions, [Action::WantMaster(false)]);
+        assert!(back.master_down_at.is_some() && !back.wants_master);
+        // The group agrees: Master.
+        let (master, _) = step(&p, &waiting, Event::SyncMaster, ms(9000));
+        assert_eq!((master.state, master.wants_master), (State::Master, false));
     }
 
     #[test]

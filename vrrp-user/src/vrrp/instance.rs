@@ -3,14 +3,14 @@
 //! Decisions are the fsm's; this file only carries them out.
 use std::{
     collections::BTreeMap,
-    net::{IpAddr, Ipv4Addr},
+    net::IpAddr,
     time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tokio::{
-    sync::{broadcast, watch},
+    sync::{broadcast, mpsc, watch},
     time::{Instant, sleep_until},
 };
 
@@ -18,8 +18,14 @@ use super::{
     discard::{self, DiscardReason},
     fsm::{self, Action, Event, Machine, Params, State, Version},
     notify,
-    socket::{FrameSocket, VRRP_GROUP_V4, VrrpSocketV4, mac_address, primary_ipv4},
-    wire::{self, ChecksumContext, arp::GratuitousArp},
+    sync::{MemberEvent, SyncCommand},
+    link::{Datagram, Link},
+    socket::{FrameSocket, VRRP_GROUP_V4, VRRP_GROUP_V6, mac_address, send_unsolicited_na},
+    wire::{
+        self, ChecksumContext,
+        arp::GratuitousArp,
+        ndisc::{ALL_NODES, NeighborAdvert},
+    },
 };
 use crate::{
     config::model::{GlobalDefs, VirtualAddress, VrrpInstance},
@@ -47,29 +53,36 @@ pub struct InstanceSpec {
     /// v2 `auth_type PASS` password.
     pub auth_pass: Option<Vec<u8>>,
     pub addresses: Vec<VirtualAddress>,
-    /// `unicast_src_ip` / `mcast_src_ip`; None: the interface's first IPv4 address.
-    pub source: Option<Ipv4Addr>,
-    pub unicast_peers: Vec<Ipv4Addr>,
-    pub group: Ipv4Addr,
+    /// `unicast_src_ip` / `mcast_src_ip`; None: the interface's first IPv4 address, or its
+    /// link-local IPv6 address.
+    pub source: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    /// 224.0.0.18 / ff02::12, or global_defs' vrrp_mcast_group4/6.
+    pub group: IpAddr,
+    pub family: crate::config::Family,
     pub v3_checksum_as_v2: bool,
     pub garp_repeat: u32,
     pub garp_delay: Duration,
     pub notify: crate::config::model::Notify,
+    /// The vrrp_sync_group this instance is in.
+    pub sync_group: Option<String>,
 }
 
 impl InstanceSpec {
-    /// The runtime's view of an IPv4 instance; an error says why one cannot run (yet).
-    pub fn from_config(instance: &VrrpInstance, global: &GlobalDefs) -> Result<InstanceSpec> {
-        if instance.family != crate::config::Family::Ipv4 {
-            bail!("IPv6 VRRP instances are not run by this version yet (the guard still filters their adverts)");
-        }
+    /// The runtime's view of an instance; an error says why one cannot run.
+    pub fn from_config(instance: &VrrpInstance, global: &GlobalDefs, sync_group: Option<String>) -> Result<InstanceSpec> {
         let interface = instance.interface.clone().context("no interface")?;
         let ifindex = nix::net::if_::if_nametoindex(interface.as_str())
             .with_context(|| format!("interface {interface} does not exist"))?;
-        let v4 = |address: &IpAddr| match address {
-            IpAddr::V4(v4) => Some(*v4),
-            IpAddr::V6(_) => None,
+        let family = instance.family;
+        let same_family = |address: &&IpAddr| crate::config::Family::of(address) == family;
+        let group = match family {
+            crate::config::Family::Ipv4 => IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(VRRP_GROUP_V4)),
+            crate::config::Family::Ipv6 => IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(VRRP_GROUP_V6)),
         };
+        if family == crate::config::Family::Ipv6 && instance.version != 3 {
+            bail!("an IPv6 instance needs VRRP version 3");
+        }
         let auth_pass = instance
             .authentication
             .as_ref()
@@ -89,9 +102,10 @@ impl InstanceSpec {
             start_as_master: instance.state == crate::config::model::InitialState::Master,
             auth_pass,
             addresses: instance.virtual_ipaddress.clone(),
-            source: instance.unicast_src_ip.or(instance.mcast_src_ip).as_ref().and_then(v4),
-            unicast_peers: instance.unicast_peer.iter().filter_map(v4).collect(),
-            group: global.vrrp_mcast_group4.unwrap_or(VRRP_GROUP_V4),
+            source: instance.unicast_src_ip.or(instance.mcast_src_ip).filter(|a| same_family(&a)),
+            unicast_peers: instance.unicast_peer.iter().filter(same_family).copied().collect(),
+            group,
+            family,
             v3_checksum_as_v2: instance.v3_checksum_as_v2,
             garp_repeat: instance.garp_master_repeat.or(global.vrrp_garp_master_repeat).unwrap_or(GARP_REPEAT_DEFAULT),
             garp_delay: instance
@@ -99,6 +113,7 @@ impl InstanceSpec {
                 .or(global.vrrp_garp_master_delay)
                 .map_or(GARP_DELAY_DEFAULT, |s| Duration::from_secs(s.into())),
             notify: instance.notify.clone(),
+            sync_group,
         })
     }
 }
@@ -156,13 +171,21 @@ struct Runtime<'a, T: AddressTable> {
     spec: &'a InstanceSpec,
     params: Params,
     table: &'a T,
-    socket: VrrpSocketV4,
+    link: Link,
     frames: FrameSocket,
     mac: [u8; 6],
-    source: Ipv4Addr,
+    source: IpAddr,
     status: InstanceStatus,
     /// The second gratuitous ARP burst (garp_master_delay after becoming Master).
     garp_again_at: Option<Instant>,
+    sync_events: mpsc::UnboundedSender<(String, MemberEvent)>,
+}
+
+/// The instance's line to its sync group's coordinator (instances outside any group have
+/// one too; the coordinator ignores them).
+pub struct SyncLink {
+    pub commands: mpsc::UnboundedReceiver<SyncCommand>,
+    pub events: mpsc::UnboundedSender<(String, MemberEvent)>,
 }
 
 /// Runs the instance until `shutdown` turns true; then sends priority 0 if Master and
@@ -174,36 +197,39 @@ pub async fn run<T: AddressTable>(
     status: watch::Sender<InstanceStatus>,
     mut effective: watch::Receiver<Effective>,
     mut removals: broadcast::Receiver<Removed>,
+    sync: SyncLink,
 ) -> Result<()> {
-    let source = match spec.source {
-        Some(source) => source,
-        None => primary_ipv4(&spec.interface)?,
-    };
-    let socket = VrrpSocketV4::open(&spec.interface, spec.ifindex, source, spec.group)?;
+    let SyncLink { commands: mut sync_commands, events: sync_events } = sync;
+    let (source, link) = Link::open(&spec)?;
     let params = Params {
         version: spec.version,
         priority: spec.priority,
         advert_interval: spec.advert_interval,
         preempt: spec.preempt,
         preempt_delay: spec.preempt_delay,
-        primary_address: IpAddr::V4(source),
+        primary_address: source,
         start_as_master: spec.start_as_master,
+        sync_group: spec.sync_group.is_some(),
     };
     let mut runtime = Runtime {
         spec: &spec,
         params,
         table: &table,
-        socket,
+        link,
         frames: FrameSocket::open(spec.ifindex)?,
         mac: mac_address(&spec.interface)?,
         source,
         status: InstanceStatus::new(&spec),
         garp_again_at: None,
+        sync_events,
     };
     let start = Instant::now();
     let mut machine = Machine::new();
-    let mut faulted = false;
+    // FAULT when this instance's own tracking says so, or another member of its sync group's.
+    let mut own_fault = false;
+    let mut group_fault = false;
     let mut tracking_open = true;
+    let mut sync_open = true;
     let mut removals_open = true;
     if let Effective::Priority(priority) = *effective.borrow_and_update() {
         runtime.set_priority(priority);
@@ -236,24 +262,30 @@ pub async fn run<T: AddressTable>(
                     continue;
                 }
                 let now = *effective.borrow_and_update();
+                let was = own_fault || group_fault;
+                let previous_own = own_fault;
                 match now {
-                    Effective::Fault if !faulted => {
-                        faulted = true;
-                        tracing::warn!(instance = spec.name, "a tracked object failed: FAULT");
-                        machine = runtime.step(&machine, Event::Fault, start.elapsed()).await;
-                    }
-                    Effective::Fault => {}
+                    Effective::Fault => own_fault = true,
                     Effective::Priority(priority) => {
                         // Takes effect with the next advert (RFC 9568 §6.4).
                         runtime.set_priority(priority);
-                        if faulted {
-                            faulted = false;
-                            tracing::info!(instance = spec.name, priority, "tracked objects recovered");
-                            machine = runtime.step(&machine, Event::FaultCleared, start.elapsed()).await;
-                        }
+                        own_fault = false;
                     }
                 }
+                if own_fault != previous_own {
+                    runtime.tell_group(MemberEvent::OwnFault(own_fault));
+                }
+                machine = runtime.fault_changed(&machine, was, own_fault || group_fault, start.elapsed()).await;
             }
+            command = sync_commands.recv(), if sync_open => match command {
+                Some(SyncCommand::Event(event)) => machine = runtime.step(&machine, event, start.elapsed()).await,
+                Some(SyncCommand::GroupFault(fault)) => {
+                    let was = own_fault || group_fault;
+                    group_fault = fault;
+                    machine = runtime.fault_changed(&machine, was, own_fault || group_fault, start.elapsed()).await;
+                }
+                None => sync_open = false,
+            },
             removed = removals.recv(), if removals_open => match removed {
                 Ok(removed) if machine.state == State::Master && removed.ifindex == spec.ifindex => {
                     runtime.put_back(removed.address).await;
@@ -261,9 +293,9 @@ pub async fn run<T: AddressTable>(
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => removals_open = false,
             },
-            received = runtime.socket.recv(&mut buffer) => {
-                let length = received.context("receiving VRRP")?;
-                if let Some(event) = runtime.received(&buffer[..length]) {
+            received = runtime.link.recv(&mut buffer) => {
+                let datagram = received.context("receiving VRRP")?;
+                if let Some(event) = runtime.received(datagram) {
                     machine = runtime.step(&machine, event, start.elapsed()).await;
                 }
             }
@@ -273,6 +305,25 @@ pub async fn run<T: AddressTable>(
 }
 
 impl<T: AddressTable> Runtime<'_, T> {
+    fn tell_group(&self, event: MemberEvent) {
+        let _ = self.sync_events.send((self.spec.name.clone(), event));
+    }
+
+    /// Enters or leaves FAULT when the combined fault (own or group) changed.
+    async fn fault_changed(&mut self, machine: &Machine, was: bool, now: bool, at: Duration) -> Machine {
+        match (was, now) {
+            (false, true) => {
+                tracing::warn!(instance = self.spec.name, "a tracked object (or a sync group member) failed: FAULT");
+                self.step(machine, Event::Fault, at).await
+            }
+            (true, false) => {
+                tracing::info!(instance = self.spec.name, priority = self.params.priority, "tracked objects recovered");
+                self.step(machine, Event::FaultCleared, at).await
+            }
+            _ => machine.clone(),
+        }
+    }
+
     fn set_priority(&mut self, priority: u8) {
         if priority != self.params.priority {
             tracing::info!(instance = self.spec.name, from = self.params.priority, to = priority, "effective priority changed");
@@ -316,10 +367,12 @@ impl<T: AddressTable> Runtime<'_, T> {
                     }
                 }
             }
+            Action::WantMaster(wants) => self.tell_group(MemberEvent::WantMaster(wants)),
             Action::Transition { from, to } => {
                 tracing::info!(instance = self.spec.name, ?from, ?to, priority = self.params.priority, "VRRP state change");
                 let commands = notify::commands(&self.spec.notify, "INSTANCE", &self.spec.name, to, self.params.priority);
                 notify::spawn_all(commands, &self.spec.name);
+                self.tell_group(MemberEvent::Transition { from, to });
             }
         }
     }
@@ -327,7 +380,7 @@ impl<T: AddressTable> Runtime<'_, T> {
     /// One advert per destination: the group, or each unicast peer (the v3 pseudo-header
     /// checksum covers the destination, so each is built for its own).
     async fn send_advert(&mut self, priority: u8) -> Result<()> {
-        let destinations: Vec<Ipv4Addr> =
+        let destinations: Vec<IpAddr> =
             if self.spec.unicast_peers.is_empty() { vec![self.spec.group] } else { self.spec.unicast_peers.clone() };
         let version = match self.spec.version {
             Version::V2 => wire::Version::V2 {
@@ -349,10 +402,9 @@ impl<T: AddressTable> Runtime<'_, T> {
             addresses: self.spec.addresses.iter().map(|a| a.address).collect(),
         };
         for destination in destinations {
-            let context = ChecksumContext::new(self.source.into(), destination.into())
-                .with_v3_ipv4_as_v2(self.spec.v3_checksum_as_v2);
+            let context = ChecksumContext::new(self.source, destination).with_v3_ipv4_as_v2(self.spec.v3_checksum_as_v2);
             let message = repr.to_bytes(&context)?;
-            self.socket.send(&message, destination).await?;
+            self.link.send(&message, destination).await?;
             self.status.adverts_sent += 1;
         }
         Ok(())
@@ -372,15 +424,20 @@ impl<T: AddressTable> Runtime<'_, T> {
         }
     }
 
-    /// Gratuitous ARP for every virtual address, `garp_repeat` times.
+    /// Gratuitous ARP (IPv4) or unsolicited NA (IPv6) for every virtual address,
+    /// `garp_repeat` times.
     fn announce(&self) {
         for _ in 0..self.spec.garp_repeat.max(1) {
             for address in &self.spec.addresses {
-                if let IpAddr::V4(v4) = address.address {
-                    let frame = GratuitousArp::new(self.mac, v4).to_frame();
-                    if let Err(error) = self.frames.send(&frame) {
-                        tracing::warn!(instance = self.spec.name, %error, "sending gratuitous ARP failed");
+                let sent = match address.address {
+                    IpAddr::V4(v4) => self.frames.send(&GratuitousArp::new(self.mac, v4).to_frame()).map_err(anyhow::Error::from),
+                    IpAddr::V6(v6) => {
+                        let message = NeighborAdvert::unsolicited(v6, self.mac, false).to_bytes(v6, ALL_NODES);
+                        send_unsolicited_na(&self.spec.interface, self.spec.ifindex, v6, &message)
                     }
+                };
+                if let Err(error) = sent {
+                    tracing::warn!(instance = self.spec.name, %error, "announcing a virtual address failed");
                 }
             }
         }
@@ -388,8 +445,8 @@ impl<T: AddressTable> Runtime<'_, T> {
 
     /// A datagram from the socket: None when it is not for this instance or is refused
     /// (counted).
-    fn received(&mut self, datagram: &[u8]) -> Option<Event> {
-        let advert = match wire::Repr::parse_ipv4_datagram(datagram) {
+    fn received(&mut self, datagram: std::result::Result<Datagram, wire::Error>) -> Option<Event> {
+        let advert = match datagram {
             Ok(advert) => advert,
             Err(_) => {
                 self.status.malformed += 1;
@@ -406,17 +463,17 @@ impl<T: AddressTable> Runtime<'_, T> {
         };
         let addresses = advert.repr.addresses.clone();
         let ours: Vec<IpAddr> = self.spec.addresses.iter().map(|a| a.address).collect();
-        let peers: Vec<IpAddr> = self.spec.unicast_peers.iter().map(|p| IpAddr::V4(*p)).collect();
+        let peers = self.spec.unicast_peers.clone();
         let expect = discard::Expect {
             version: self.spec.version,
             advert_interval: self.spec.advert_interval,
             auth_pass: self.spec.auth_pass.as_deref(),
             addresses: &ours,
-            primary_address: IpAddr::V4(self.source),
+            primary_address: self.source,
             unicast_peers: &peers,
         };
         let received = discard::Received {
-            source: IpAddr::V4(advert.source),
+            source: advert.source,
             ttl: advert.ttl,
             version,
             priority: advert.repr.priority,

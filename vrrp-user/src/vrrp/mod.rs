@@ -3,7 +3,9 @@
 pub mod discard;
 pub mod fsm;
 pub mod instance;
+pub mod link;
 pub mod notify;
 pub mod reload;
 pub mod socket;
+pub mod sync;
 pub mod wire;

@@ -66,6 +66,7 @@ mod tests {
             garp_repeat: 5,
             garp_delay: Duration::from_secs(5),
             notify: Default::default(),
+            sync_group: None,
         }
     }
 

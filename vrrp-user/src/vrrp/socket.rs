@@ -165,3 +165,124 @@ pub fn primary_ipv4(interface: &str) -> Result<Ipv4Addr> {
     }
     anyhow::bail!("interface {interface} has no IPv4 address to send VRRP adverts from")
 }
+
+/// RFC 9568 §5.1.2.2: ff02::12.
+pub const VRRP_GROUP_V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// The IPv6 VRRP sockets of one interface. Raw IPv6 sockets deliver no IP header, so the
+/// destination and hop limit come as control messages (IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT).
+pub struct VrrpSocketV6 {
+    socket: AsyncFd<Socket>,
+    sender: AsyncFd<Socket>,
+    ifindex: u32,
+}
+
+/// One received IPv6 VRRP message and what the IPv6 header said.
+pub struct ReceivedV6 {
+    pub length: usize,
+    pub source: std::net::Ipv6Addr,
+    pub destination: std::net::Ipv6Addr,
+    pub hop_limit: u8,
+}
+
+impl VrrpSocketV6 {
+    pub fn open(interface: &str, ifindex: u32, source: std::net::Ipv6Addr, group: std::net::Ipv6Addr) -> Result<VrrpSocketV6> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let new = || -> Result<Socket> {
+            let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+                .context("opening a raw IPv6 VRRP socket (needs CAP_NET_RAW)")?;
+            socket.bind_device(Some(interface.as_bytes())).with_context(|| format!("binding to {interface}"))?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        };
+        let receiver = new()?;
+        receiver.join_multicast_v6(&group, ifindex).with_context(|| format!("joining {group} on {interface}"))?;
+        setsockopt(&receiver, sockopt::Ipv6RecvPacketInfo, &true)?;
+        setsockopt(&receiver, sockopt::Ipv6RecvHopLimit, &true)?;
+        let sender = new()?;
+        sender.set_multicast_hops_v6(255)?;
+        sender.set_unicast_hops_v6(255)?;
+        sender.set_multicast_if_v6(ifindex)?;
+        sender.set_multicast_loop_v6(false)?;
+        sender
+            .bind(&SocketAddr::V6(std::net::SocketAddrV6::new(source, 0, 0, ifindex)).into())
+            .with_context(|| format!("binding the VRRP socket to {source}"))?;
+        sender.set_recv_buffer_size(0)?;
+        Ok(VrrpSocketV6 { socket: register(receiver)?, sender: register(sender)?, ifindex })
+    }
+
+    pub async fn recv(&self, buffer: &mut [u8]) -> io::Result<ReceivedV6> {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg};
+        loop {
+            let mut guard = self.socket.readable().await?;
+            let result = guard.try_io(|inner| {
+                let mut iov = [io::IoSliceMut::new(buffer)];
+                let mut space = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
+                let message = recvmsg::<SockaddrIn6>(inner.get_ref().as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+                    .map_err(io::Error::from)?;
+                let mut received = ReceivedV6 {
+                    length: message.bytes,
+                    source: message.address.map(|a| a.ip()).unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
+                    destination: std::net::Ipv6Addr::UNSPECIFIED,
+                    hop_limit: 0,
+                };
+                for control in message.cmsgs().map_err(io::Error::from)? {
+                    match control {
+                        ControlMessageOwned::Ipv6PacketInfo(info) => {
+                            received.destination = std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr)
+                        }
+                        ControlMessageOwned::Ipv6HopLimit(limit) => received.hop_limit = limit as u8,
+                        _ => {}
+                    }
+                }
+                Ok(received)
+            });
+            match result {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub async fn send(&self, message: &[u8], destination: std::net::Ipv6Addr) -> io::Result<()> {
+        let address = SocketAddr::V6(std::net::SocketAddrV6::new(destination, 0, 0, self.ifindex)).into();
+        loop {
+            let mut guard = self.sender.writable().await?;
+            match guard.try_io(|inner| inner.get_ref().send_to(message, &address)) {
+                Ok(result) => return result.map(|_| ()),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// Sends an unsolicited Neighbour Advertisement (from the virtual address, hop limit 255, to
+/// all nodes) so neighbours update their caches, as gratuitous ARP does for IPv4.
+pub fn send_unsolicited_na(interface: &str, ifindex: u32, address: std::net::Ipv6Addr, message: &[u8]) -> Result<()> {
+    let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).context("opening an ICMPv6 socket")?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.set_multicast_hops_v6(255)?;
+    socket.set_unicast_hops_v6(255)?;
+    socket.set_multicast_if_v6(ifindex)?;
+    socket.bind(&SocketAddr::V6(std::net::SocketAddrV6::new(address, 0, 0, ifindex)).into())?;
+    let all_nodes = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    socket.send_to(message, &SocketAddr::V6(std::net::SocketAddrV6::new(all_nodes, 0, 0, ifindex)).into())?;
+    Ok(())
+}
+
+/// The interface's link-local IPv6 address: VRRPv3 over IPv6 sends from it (RFC 9568 §5.1.2.1).
+pub fn link_local_ipv6(interface: &str) -> Result<std::net::Ipv6Addr> {
+    let addresses = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
+    for entry in addresses {
+        if entry.interface_name != interface {
+            continue;
+        }
+        if let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in6()) {
+            let ip = address.ip();
+            if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                return Ok(ip);
+            }
+        }
+    }
+    anyhow::bail!("interface {interface} has no IPv6 link-local address (yet) to send VRRP adverts from")
+}

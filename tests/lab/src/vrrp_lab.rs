@@ -1,0 +1,62 @@
+//! Two hosts on one veth for VRRP: `peer` (10.77.0.1, kxpeer) and `node` (10.77.0.2,
+//! kxnode), with one VRID-51 instance sharing 10.77.0.100/24, run by keepalived or keepxdp.
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::{
+    keepalived,
+    keepxdp::Keepxdp,
+    netns::{Netns, veth_pair},
+    process::ChildGuard,
+    require_root,
+};
+
+pub const VIP: &str = "10.77.0.100";
+
+pub struct VrrpLab {
+    pub dir: tempfile::TempDir,
+    pub peer: Netns,
+    pub node: Netns,
+}
+
+/// One VRID-51 instance as keepalived.conf text (keepalived and keepxdp read the same).
+/// `extra`: more lines for the instance (unicast settings, tracking...).
+pub fn instance_config(interface: &str, version: u8, priority: u8, advert_int: &str, state: &str, extra: &str) -> String {
+    format!(
+        "global_defs {{\n  router_id lab_{interface}\n}}\nvrrp_instance VI_51 {{\n  state {state}\n  interface {interface}\n  virtual_router_id 51\n  version {version}\n  priority {priority}\n  advert_int {advert_int}\n{extra}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    )
+}
+
+impl VrrpLab {
+    pub fn new() -> Result<VrrpLab> {
+        require_root()?;
+        let lab = VrrpLab { dir: tempfile::tempdir()?, peer: Netns::new("k")?, node: Netns::new("x")? };
+        veth_pair(&lab.peer, "kxpeer", "10.77.0.1/24", &lab.node, "kxnode", "10.77.0.2/24")?;
+        Ok(lab)
+    }
+
+    pub fn keepalived_on_peer(&self, config: &str) -> Result<ChildGuard> {
+        keepalived::start(&self.peer, self.dir.path(), config)
+    }
+
+    pub fn keepalived_on_node(&self, config: &str) -> Result<ChildGuard> {
+        keepalived::start(&self.node, self.dir.path(), config)
+    }
+
+    pub fn keepxdp_on_node(&self, binary: &Path, config: &str) -> Result<Keepxdp> {
+        Keepxdp::start(binary, &self.node, self.dir.path(), config)
+    }
+
+    pub fn peer_holds_vip(&self) -> Result<bool> {
+        holds_vip(&self.peer, "kxpeer")
+    }
+
+    pub fn node_holds_vip(&self) -> Result<bool> {
+        holds_vip(&self.node, "kxnode")
+    }
+}
+
+pub fn holds_vip(netns: &Netns, device: &str) -> Result<bool> {
+    Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {VIP}/")))
+}
