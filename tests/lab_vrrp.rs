@@ -70,7 +70,7 @@ fn tshark_checksums(lab: &Lab) -> Result<String> {
 
 fn failover_ms(timeout: Duration, mut taken_over: impl FnMut() -> Result<bool>) -> Result<u128> {
     let started = Instant::now();
-    wait_for("the other side to take the VIP over", timeout, || taken_over())?;
+    wait_for("the other side to take the VIP over", timeout, taken_over)?;
     Ok(started.elapsed().as_millis())
 }
 
