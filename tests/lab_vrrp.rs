@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use keepxdp_lab::{
     keepxdp::Keepxdp,
     process::{ChildGuard, wait_for},
-    vrrp_lab::{VIP, VrrpLab, holds_vip, instance_config},
+    vrrp_lab::{VIP, VrrpLab, holds_vip, holds_vip6, instance_config, instance_config_v6},
 };
 use keepxdp_tests::keepxdp_bin;
 
@@ -68,7 +68,7 @@ fn tshark_checksums(lab: &Lab) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn failover_ms(timeout: Duration, mut taken_over: impl FnMut() -> Result<bool>) -> Result<u128> {
+fn failover_ms(timeout: Duration, taken_over: impl FnMut() -> Result<bool>) -> Result<u128> {
     let started = Instant::now();
     wait_for("the other side to take the VIP over", timeout, taken_over)?;
     Ok(started.elapsed().as_millis())
@@ -298,5 +298,32 @@ fn lab_a_sync_group_waits_for_all_its_masters_to_go_silent_and_faults_together()
     })?;
     let group_log = std::fs::read_to_string(lab.dir.path().join("group")).unwrap_or_default();
     ensure!(group_log.lines().collect::<Vec<_>>().ends_with(&["MASTER", "FAULT"]), "group notify saw {group_log:?}");
+    Ok(())
+}
+
+#[test]
+fn lab_v3_ipv6_keepxdp_master_over_keepalived_announces_with_na_and_hands_over() -> Result<()> {
+    let lab = Lab(VrrpLab::new()?.with_ipv6()?);
+    let peer = lab.keepalived_on_peer(&instance_config_v6("kxpeer", 100, "1", "BACKUP"))?;
+    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, &instance_config_v6("kxnode", 150, "1", "BACKUP"))?;
+    wait_for("keepxdp Master of the IPv6 VIP, keepalived Backup", Duration::from_secs(15), || {
+        Ok(holds_vip6(&lab.node, "kxnode")? && !holds_vip6(&lab.peer, "kxpeer")? && vrrp_state(&node)? == "Master")
+    })
+    .with_context(|| format!("keepalived log:\n{}\nkeepxdp log:\n{}", peer.log_text(), node.child.log_text()))?;
+    // keepxdp's adverts, and its unsolicited NAs (the second burst, garp_master_delay after
+    // becoming Master), as the peer sees them.
+    let capture = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.peer.name, "timeout", "8", "tshark", "-i", "kxpeer", "-c", "6", "-V", "-f"])
+        .arg("ip6 proto 112 or (icmp6 and ip6[40] == 136)")
+        .output()?;
+    let decoded = String::from_utf8_lossy(&capture.stdout);
+    ensure!(decoded.contains("Virtual Router Redundancy Protocol"), "tshark saw:\n{decoded}");
+    ensure!(!decoded.contains("[Checksum Status: Bad]"), "tshark saw:\n{decoded}");
+    ensure!(decoded.contains("Neighbor Advertisement"), "no unsolicited NA seen:\n{decoded}");
+    ensure!(decoded.contains("Target Address: fd00:77::100"), "tshark saw:\n{decoded}");
+    node.child.kill9();
+    let took = failover_ms(Duration::from_secs(6), || holds_vip6(&lab.peer, "kxpeer"))?;
+    println!("failover keepxdp -> keepalived (v3/IPv6, advert_int 1): {took} ms");
+    ensure!(took <= 3609 + 200 + 100, "took {took} ms");
     Ok(())
 }

@@ -36,6 +36,19 @@ impl VrrpLab {
         Ok(lab)
     }
 
+    /// Adds fd00:77::1/64 and ::2/64 (no DAD) and waits until both link-local addresses are
+    /// usable (VRRPv3 over IPv6 sends from them, RFC 9568 §5.1.2.1).
+    pub fn with_ipv6(self) -> Result<VrrpLab> {
+        for (netns, device, address) in [(&self.peer, "kxpeer", "fd00:77::1/64"), (&self.node, "kxnode", "fd00:77::2/64")] {
+            netns.ip(&["-6", "addr", "add", address, "dev", device, "nodad"])?;
+            crate::process::wait_for(&format!("a usable link-local address on {device}"), std::time::Duration::from_secs(5), || {
+                let shown = netns.ip(&["-6", "addr", "show", "dev", device, "scope", "link"])?;
+                Ok(shown.contains("fe80::") && !shown.contains("tentative"))
+            })?;
+        }
+        Ok(self)
+    }
+
     pub fn keepalived_on_peer(&self, config: &str) -> Result<ChildGuard> {
         keepalived::start(&self.peer, self.dir.path(), config)
     }
@@ -55,6 +68,17 @@ impl VrrpLab {
     pub fn node_holds_vip(&self) -> Result<bool> {
         holds_vip(&self.node, "kxnode")
     }
+}
+
+pub const VIP6: &str = "fd00:77::100";
+
+pub fn holds_vip6(netns: &Netns, device: &str) -> Result<bool> {
+    Ok(netns.ip(&["-o", "-6", "addr", "show", "dev", device])?.contains(&format!(" {VIP6}/")))
+}
+
+/// The IPv6 flavour of `instance_config`: version 3, VIP fd00:77::100/64.
+pub fn instance_config_v6(interface: &str, priority: u8, advert_int: &str, state: &str) -> String {
+    instance_config(interface, 3, priority, advert_int, state, "").replace(&format!("{VIP}/24"), &format!("{VIP6}/64"))
 }
 
 pub fn holds_vip(netns: &Netns, device: &str) -> Result<bool> {
