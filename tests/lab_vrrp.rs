@@ -327,3 +327,48 @@ fn lab_v3_ipv6_keepxdp_master_over_keepalived_announces_with_na_and_hands_over()
     ensure!(took <= 3609 + 200 + 100, "took {took} ms");
     Ok(())
 }
+
+#[test]
+fn lab_three_keepxdp_nodes_heal_a_partition_to_one_master_answering_from_one_mac() -> Result<()> {
+    use keepxdp_lab::netns::{Netns, Switch};
+    keepxdp_lab::require_root()?;
+    let dir = tempfile::tempdir()?;
+    let mut switch = Switch::new()?;
+    let client = Netns::new("c")?;
+    switch.plug(&client, "kxclient", "10.77.0.50/24")?;
+    let mut nodes = Vec::new();
+    let mut ports = Vec::new();
+    for (index, priority) in [(1, 150), (2, 100), (3, 50)] {
+        let host = Netns::new(&format!("n{index}"))?;
+        let device = format!("kxn{index}");
+        ports.push(switch.plug(&host, &device, &format!("10.77.0.{index}/24"))?);
+        let config = instance_config(&device, 2, priority, "1", "BACKUP", "");
+        let keepxdp = Keepxdp::start(&keepxdp_bin()?, &host, dir.path(), &config)?;
+        nodes.push((host, device, keepxdp));
+    }
+    let holders = |nodes: &[(Netns, String, Keepxdp)]| -> Result<Vec<usize>> {
+        let mut holders = Vec::new();
+        for (index, (host, device, _)) in nodes.iter().enumerate() {
+            if holds_vip(host, device)? {
+                holders.push(index + 1);
+            }
+        }
+        Ok(holders)
+    };
+    wait_for("node 1 the only Master", Duration::from_secs(10), || Ok(holders(&nodes)? == [1]))?;
+
+    // Partition node 1: it stays Master on its side, node 2 takes over on the other.
+    switch.isolate(&ports[0])?;
+    wait_for("split brain: nodes 1 and 2 both Master", Duration::from_secs(6), || Ok(holders(&nodes)? == [1, 2]))?;
+
+    // Heal: node 2 hears the higher priority and yields; node 1 re-announces the address.
+    switch.reconnect(&ports[0])?;
+    wait_for("one Master again", Duration::from_secs(5), || Ok(holders(&nodes)? == [1]))
+        .with_context(|| nodes[1].2.child.log_text())?;
+    client.run("ping", &["-c", "1", "-W", "2", VIP])?;
+    let neighbour = client.ip(&["neigh", "show", VIP])?;
+    let node1_mac = nodes[0].0.ip(&["link", "show", "dev", "kxn1"])?;
+    let node1_mac = node1_mac.split("link/ether ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_default().to_string();
+    ensure!(!node1_mac.is_empty() && neighbour.contains(&node1_mac), "the client reaches {VIP} at {neighbour}, node 1 is {node1_mac}");
+    Ok(())
+}

@@ -20,6 +20,7 @@ const APT_PACKAGES: &[&str] = &[
     "tcpdump",
     "nftables",
     "curl",
+    "iputils-ping",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";

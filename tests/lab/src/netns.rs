@@ -142,3 +142,46 @@ pub fn send_frames(netns: &Netns, device: &str, frames: Vec<Vec<u8>>) -> Result<
     .join()
     .map_err(|_| anyhow::anyhow!("the sender thread panicked"))?
 }
+
+/// A Linux bridge in its own namespace: the lab's switch. Multicast snooping is off so VRRP's
+/// 224.0.0.18 / ff02::12 flood like on a plain switch.
+pub struct Switch {
+    pub netns: Netns,
+    ports: u32,
+}
+
+impl Switch {
+    pub fn new() -> Result<Switch> {
+        let netns = Netns::new("sw")?;
+        netns.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        netns.ip(&["link", "set", "br0", "up"])?;
+        Ok(Switch { netns, ports: 0 })
+    }
+
+    /// Plugs `host` in: a veth `device` (with `cidr`) in `host`, its peer a bridge port.
+    /// Returns the port's name (to unplug / replug it).
+    pub fn plug(&mut self, host: &Netns, device: &str, cidr: &str) -> Result<String> {
+        self.ports += 1;
+        let port = format!("port{}", self.ports);
+        run("ip", &["link", "add", device, "netns", &host.name, "type", "veth", "peer", "name", &port, "netns", &self.netns.name])?;
+        self.netns.ip(&["link", "set", &port, "master", "br0", "up"])?;
+        host.ip(&["addr", "add", cidr, "dev", device])?;
+        host.ip(&["link", "set", device, "up"])?;
+        crate::process::wait_for(&format!("carrier on {device}"), std::time::Duration::from_secs(5), || {
+            Ok(host.ip(&["link", "show", "dev", device])?.contains("LOWER_UP"))
+        })?;
+        Ok(port)
+    }
+
+    /// Takes the port out of the bridge: the host keeps its carrier but hears nobody (a
+    /// partition, not a link failure).
+    pub fn isolate(&self, port: &str) -> Result<()> {
+        self.netns.ip(&["link", "set", port, "nomaster"])?;
+        Ok(())
+    }
+
+    pub fn reconnect(&self, port: &str) -> Result<()> {
+        self.netns.ip(&["link", "set", port, "master", "br0"])?;
+        Ok(())
+    }
+}
