@@ -372,3 +372,46 @@ fn lab_three_keepxdp_nodes_heal_a_partition_to_one_master_answering_from_one_mac
     ensure!(!node1_mac.is_empty() && neighbour.contains(&node1_mac), "the client reaches {VIP} at {neighbour}, node 1 is {node1_mac}");
     Ok(())
 }
+
+#[test]
+fn lab_a_restarted_higher_priority_keepxdp_preempts_back_and_with_nopreempt_does_not() -> Result<()> {
+    let lab = Lab::new()?;
+    let _peer = lab.keepalived(2, 100, "1")?;
+    let mut node = lab.keepxdp(2, 150, "1")?;
+    wait_for_one_master(&lab, &node, "Master", Duration::from_secs(15))?;
+    node.child.kill9();
+    wait_for("keepalived to take over", Duration::from_secs(6), || lab.peer_holds_vip())?;
+    drop(node);
+
+    // Restarted with the higher priority: it preempts (and clears the address the crash left).
+    let mut node = lab.keepxdp(2, 150, "1")?;
+    wait_for_one_master(&lab, &node, "Master", Duration::from_secs(8)).with_context(|| node.child.log_text())?;
+    node.child.kill9();
+    wait_for("keepalived to take over again", Duration::from_secs(6), || lab.peer_holds_vip())?;
+    drop(node);
+
+    // With nopreempt it stays Backup behind the lower-priority Master.
+    let node = lab.keepxdp_with(2, 150, "1", "  nopreempt\n")?;
+    std::thread::sleep(Duration::from_secs(5));
+    ensure!(vrrp_state(&node)? == "Backup", "{}", node.status_json()?);
+    ensure!(lab.peer_holds_vip()? && !lab.node_holds_vip()?, "the crash's stale address must be gone too");
+    Ok(())
+}
+
+#[test]
+fn lab_garp_master_refresh_re_announces_the_address_while_master() -> Result<()> {
+    let lab = Lab::new()?;
+    let config = instance_config("kxnode", 2, 150, "1", "MASTER", "  garp_master_repeat 1\n  garp_master_refresh 1\n");
+    let _node = lab.keepxdp_on_node(&keepxdp_bin()?, &config)?;
+    wait_for("Master with the VIP", Duration::from_secs(5), || lab.node_holds_vip())?;
+    // Past the start-up bursts (immediate and garp_master_delay's default 5 s later would
+    // add one): count for 3.5 s from 0.5 s in.
+    std::thread::sleep(Duration::from_millis(500));
+    let capture = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.peer.name, "tshark", "-i", "kxpeer", "-a", "duration:3.5", "-f", "arp"])
+        .output()?;
+    let seen = String::from_utf8_lossy(&capture.stdout);
+    let announcements = seen.matches(&format!("Gratuitous ARP for {VIP}")).count();
+    ensure!((3..=5).contains(&announcements), "{announcements} announcements in 3.5 s:\n{seen}");
+    Ok(())
+}

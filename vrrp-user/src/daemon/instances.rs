@@ -94,7 +94,12 @@ fn tracker_key(model: &Config) -> String {
         f.at.clear();
         f
     }).collect();
-    format!("{interfaces:?}{scripts:?}{files:?}{}", model.global_defs.enable_script_security)
+    let processes: Vec<_> = model.vrrp_track_processes.iter().map(|p| {
+        let mut p = p.clone();
+        p.at.clear();
+        p
+    }).collect();
+    format!("{interfaces:?}{scripts:?}{files:?}{processes:?}{}", model.global_defs.enable_script_security)
 }
 
 /// The instances of `model` the runtime can run; the others are logged.

@@ -1,8 +1,9 @@
-//! Tracking: vrrp_script, track_interface and track_file readings, combined per instance
+//! Tracking: vrrp_script, track_interface, track_file and track_process readings, combined per instance
 //! into an effective priority or FAULT (keepalived's rules, in `priority`). Each tracked
 //! object is read by one task however many instances use it.
 pub mod poll;
 pub mod priority;
+pub mod process;
 pub mod script;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ pub struct Trackers {
     scripts: BTreeMap<String, (watch::Receiver<Reading>, i32, bool)>,
     interfaces: BTreeMap<String, watch::Receiver<Reading>>,
     files: BTreeMap<String, (watch::Receiver<Reading>, i32, bool)>,
+    processes: BTreeMap<String, (watch::Receiver<Reading>, i32, bool)>,
 }
 
 impl Trackers {
@@ -29,6 +31,7 @@ impl Trackers {
             scripts: BTreeMap::new(),
             interfaces: BTreeMap::new(),
             files: BTreeMap::new(),
+            processes: BTreeMap::new(),
         };
         let security = model.global_defs.enable_script_security;
         for script in &model.vrrp_scripts {
@@ -40,6 +43,11 @@ impl Trackers {
             let (sender, receiver) = watch::channel(Reading::Unknown);
             trackers.files.insert(file.name.clone(), (receiver, file.weight, file.weight_reverse));
             trackers.tasks.spawn(poll::file(file.name.clone(), file.file.clone().unwrap_or_default(), sender));
+        }
+        for process in &model.vrrp_track_processes {
+            let (sender, receiver) = watch::channel(Reading::Unknown);
+            trackers.processes.insert(process.name.clone(), (receiver, process.weight, process.weight_reverse));
+            trackers.tasks.spawn(process::run(process.clone(), sender));
         }
         let interfaces = model
             .vrrp_instances
@@ -75,6 +83,11 @@ impl Trackers {
         }
         for reference in &instance.tracking.track_script {
             if let Some((receiver, weight, reverse)) = self.scripts.get(&reference.name) {
+                out.push((by_ref(reference, *weight, *reverse), receiver.clone()));
+            }
+        }
+        for reference in &instance.tracking.track_process {
+            if let Some((receiver, weight, reverse)) = self.processes.get(&reference.name) {
                 out.push((by_ref(reference, *weight, *reverse), receiver.clone()));
             }
         }

@@ -63,6 +63,9 @@ pub struct InstanceSpec {
     pub v3_checksum_as_v2: bool,
     pub garp_repeat: u32,
     pub garp_delay: Duration,
+    /// `garp_master_refresh`: re-announce this often while Master (None: never).
+    pub garp_refresh: Option<Duration>,
+    pub garp_refresh_repeat: u32,
     pub notify: crate::config::model::Notify,
     /// The vrrp_sync_group this instance is in.
     pub sync_group: Option<String>,
@@ -112,6 +115,12 @@ impl InstanceSpec {
                 .garp_master_delay
                 .or(global.vrrp_garp_master_delay)
                 .map_or(GARP_DELAY_DEFAULT, |s| Duration::from_secs(s.into())),
+            garp_refresh: instance
+                .garp_master_refresh
+                .or(global.vrrp_garp_master_refresh)
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(s.into())),
+            garp_refresh_repeat: instance.garp_master_refresh_repeat.or(global.vrrp_garp_master_refresh_repeat).unwrap_or(1),
             notify: instance.notify.clone(),
             sync_group,
         })
@@ -178,6 +187,8 @@ struct Runtime<'a, T: AddressTable> {
     status: InstanceStatus,
     /// The second gratuitous ARP burst (garp_master_delay after becoming Master).
     garp_again_at: Option<Instant>,
+    /// The next garp_master_refresh.
+    refresh_at: Option<Instant>,
     sync_events: mpsc::UnboundedSender<(String, MemberEvent)>,
 }
 
@@ -221,6 +232,7 @@ pub async fn run<T: AddressTable>(
         source,
         status: InstanceStatus::new(&spec),
         garp_again_at: None,
+        refresh_at: None,
         sync_events,
     };
     let start = Instant::now();
@@ -235,6 +247,12 @@ pub async fn run<T: AddressTable>(
         runtime.set_priority(priority);
     }
     machine = runtime.step(&machine, Event::Startup, start.elapsed()).await;
+    if machine.state == State::Backup {
+        // A Backup holds none of the addresses: clear what a crashed run may have left.
+        for address in &spec.addresses {
+            let _ = table.remove(spec.ifindex, address).await;
+        }
+    }
     status.send_replace(runtime.status.clone());
     let mut buffer = vec![0u8; 2048];
     let far = Duration::from_secs(3600);
@@ -254,6 +272,12 @@ pub async fn run<T: AddressTable>(
                 runtime.garp_again_at = None;
                 if machine.state == State::Master {
                     runtime.announce();
+                }
+            }
+            _ = sleep_until(runtime.refresh_at.unwrap_or(Instant::now() + far)) => {
+                runtime.refresh_at = spec.garp_refresh.map(|every| Instant::now() + every);
+                if machine.state == State::Master {
+                    runtime.announce_times(spec.garp_refresh_repeat);
                 }
             }
             changed = effective.changed(), if tracking_open => {
@@ -357,10 +381,12 @@ impl<T: AddressTable> Runtime<'_, T> {
                 }
                 self.announce();
                 self.garp_again_at = Some(Instant::now() + self.spec.garp_delay);
+                self.refresh_at = self.spec.garp_refresh.map(|every| Instant::now() + every);
             }
             Action::Reannounce => self.announce(),
             Action::ReleaseAddresses => {
                 self.garp_again_at = None;
+                self.refresh_at = None;
                 for address in &self.spec.addresses {
                     if let Err(error) = self.table.remove(self.spec.ifindex, address).await {
                         tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
@@ -427,7 +453,11 @@ impl<T: AddressTable> Runtime<'_, T> {
     /// Gratuitous ARP (IPv4) or unsolicited NA (IPv6) for every virtual address,
     /// `garp_repeat` times.
     fn announce(&self) {
-        for _ in 0..self.spec.garp_repeat.max(1) {
+        self.announce_times(self.spec.garp_repeat);
+    }
+
+    fn announce_times(&self, times: u32) {
+        for _ in 0..times.max(1) {
             for address in &self.spec.addresses {
                 let sent = match address.address {
                     IpAddr::V4(v4) => self.frames.send(&GratuitousArp::new(self.mac, v4).to_frame()).map_err(anyhow::Error::from),

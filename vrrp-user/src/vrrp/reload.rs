@@ -66,6 +66,8 @@ mod tests {
             v3_checksum_as_v2: false,
             garp_repeat: 5,
             garp_delay: Duration::from_secs(5),
+            garp_refresh: None,
+            garp_refresh_repeat: 1,
             notify: Default::default(),
             sync_group: None,
         }
