@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use keepxdp::{
     bpf::{format_table, read_guard_stats},
     config::{self, LoadOptions},
-    ctl::read_status,
+    ctl::{read_status, status_table},
     daemon::{RunOptions, UnusableConfig, run},
 };
 use tracing_subscriber::EnvFilter;
@@ -59,10 +59,13 @@ enum Command {
         #[arg(long)]
         dump: bool,
     },
-    /// Print a running keepxdp's status document (JSON).
+    /// Show a running keepxdp's state: VRRP instances, guard attachments.
     Status {
         #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
+        /// The status document as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -133,8 +136,13 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { control_socket } => {
-            print!("{}", read_status(&control_socket)?);
+        Command::Status { control_socket, json } => {
+            let document = read_status(&control_socket)?;
+            if json {
+                print!("{document}");
+            } else {
+                print!("{}", status_table(&document)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

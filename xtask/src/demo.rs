@@ -92,37 +92,14 @@ fn lab() -> Result<()> {
     );
 
     println!("\n== keepxdp's VRRP instances (`keepxdp status`)");
-    print!("{}", vrrp_table(&keepxdp.status_json()?)?);
-    println!("(VI_51 follows keepalived, priority 100 > 50; VI_60's only peer 10.77.0.9 is silent, so keepxdp is its Master)");
+    print!("{}", keepxdp.status_table()?);
+    println!("(VI_51 follows keepalived, priority 100 > 50; VI_60's peer 10.77.0.9 is silent but for one lower-priority advert, so keepxdp is its Master)");
 
     println!("\n== teardown");
     peer_keepalived.stop(Duration::from_secs(5))?;
     keepxdp.stop()?;
     println!("keepxdp stopped on SIGTERM: guard detached, pins removed; namespaces deleted");
     Ok(())
-}
-
-/// The status document's VRRP instances as a table.
-fn vrrp_table(status: &str) -> Result<String> {
-    let status: serde_json::Value = serde_json::from_str(status)?;
-    let mut table = format!("{:<8} {:<8} {:>8}  {:<12} {:>6} {:>9}\n", "INSTANCE", "STATE", "PRIORITY", "MASTER", "SENT", "RECEIVED");
-    for instance in status["vrrp"].as_array().into_iter().flatten() {
-        let text = |key: &str| match &instance[key] {
-            serde_json::Value::String(text) => text.clone(),
-            serde_json::Value::Null => "-".into(),
-            other => other.to_string(),
-        };
-        table.push_str(&format!(
-            "{:<8} {:<8} {:>8}  {:<12} {:>6} {:>9}\n",
-            text("name"),
-            text("state"),
-            text("priority"),
-            text("master"),
-            text("adverts_sent"),
-            text("adverts_received")
-        ));
-    }
-    Ok(table)
 }
 
 fn keepalived_version() -> String {
@@ -151,7 +128,10 @@ fn forged_adverts() -> Vec<(String, Vec<Vec<u8>>)> {
     truncated.count_override = Some(6);
     let unknown = Advert::v2(99, "10.77.0.1", &["10.77.0.100"]);
     let foreign = Advert::v2(60, "10.77.0.1", &["10.77.0.160"]);
-    let from_peer = Advert::v2(60, "10.77.0.9", &["10.77.0.160"]);
+    // Lower than keepxdp's 50, so VI_60 stays Master (a higher one would take over: VRRP
+    // trusts its peers; the guard only makes sure adverts come from them).
+    let mut from_peer = Advert::v2(60, "10.77.0.9", &["10.77.0.160"]);
+    from_peer.priority = 10;
     let times = |advert: &Advert, n: usize| vec![advert.frame(); n];
     vec![
         ("3 × VRID 51 with TTL 64 (routed from afar)           -> bad_ttl".into(), times(&bad_ttl, 3)),
@@ -160,6 +140,6 @@ fn forged_adverts() -> Vec<(String, Vec<Vec<u8>>)> {
         ("2 × VRID 51 claiming 6 addresses but carrying 1      -> truncated".into(), times(&truncated, 2)),
         ("4 × VRID 99, not configured on kxnode                -> unknown_vrid".into(), times(&unknown, 4)),
         ("2 × unicast VRID 60 from 10.77.0.1, not its peer     -> foreign_source".into(), times(&foreign, 2)),
-        ("1 × unicast VRID 60 from its peer 10.77.0.9          -> accepted".into(), times(&from_peer, 1)),
+        ("1 × unicast VRID 60 from its peer 10.77.0.9 (prio 10) -> accepted".into(), times(&from_peer, 1)),
     ]
 }

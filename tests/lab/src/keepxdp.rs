@@ -62,6 +62,11 @@ impl Keepxdp {
 
     /// `keepxdp status`: the control socket's JSON.
     pub fn status_json(&self) -> Result<String> {
+        crate::run(self.binary.to_str().unwrap(), &["status", "--json", "--control-socket", self.control_socket.to_str().unwrap()])
+    }
+
+    /// `keepxdp status`: the tables an operator reads.
+    pub fn status_table(&self) -> Result<String> {
         crate::run(self.binary.to_str().unwrap(), &["status", "--control-socket", self.control_socket.to_str().unwrap()])
     }
 
