@@ -415,3 +415,25 @@ fn lab_garp_master_refresh_re_announces_the_address_while_master() -> Result<()>
     ensure!((3..=5).contains(&announcements), "{announcements} announcements in 3.5 s:\n{seen}");
     Ok(())
 }
+
+#[test]
+fn lab_virtual_routes_and_rules_follow_mastership() -> Result<()> {
+    let lab = Lab::new()?;
+    let extra = "  virtual_routes {\n    10.99.0.0/16 via 10.77.0.1 dev kxnode\n    blackhole 192.0.2.0/24\n    10.98.0.0/16 via 10.77.0.1 table 100\n  }\n  virtual_rules {\n    from 10.77.0.100 table 100 priority 1000\n  }\n";
+    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, &instance_config("kxnode", 2, 150, "1", "MASTER", extra))?;
+    let routes = || -> Result<(String, String, String)> {
+        Ok((lab.node.ip(&["route", "show"])?, lab.node.ip(&["route", "show", "table", "100"])?, lab.node.ip(&["rule", "show"])?))
+    };
+    wait_for("routes and rules while Master", Duration::from_secs(5), || {
+        let (main, table, rules) = routes()?;
+        Ok(main.contains("10.99.0.0/16 via 10.77.0.1 dev kxnode")
+            && main.contains("blackhole 192.0.2.0/24")
+            && table.contains("10.98.0.0/16 via 10.77.0.1")
+            && rules.contains("1000:\tfrom 10.77.0.100 lookup 100"))
+    })
+    .with_context(|| format!("{:?}\n{}", routes(), node.child.log_text()))?;
+    node.stop()?;
+    let (main, table, rules) = routes()?;
+    ensure!(!main.contains("10.99.0.0") && !main.contains("192.0.2.0") && !table.contains("10.98.0.0") && !rules.contains("10.77.0.100"), "left behind:\n{main}\n{table}\n{rules}");
+    Ok(())
+}

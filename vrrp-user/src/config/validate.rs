@@ -22,8 +22,29 @@ pub fn validate(config: &mut Config, environment: &Environment, diagnostics: &mu
     virtual_server_groups(config, diagnostics);
     direct_routing_ports(config, diagnostics);
     sync_group_weights(config, diagnostics);
+    routes_and_rules(config, diagnostics);
     script_security(config, diagnostics);
     interfaces(config, environment, diagnostics);
+}
+
+/// virtual_routes / virtual_rules / static_routes / static_rules: the ip-route and ip-rule
+/// words keepxdp applies. A line it cannot apply is a warning naming why (never silent); it
+/// is not an error because the line may be keepalived syntax keepxdp does not implement yet
+/// (`via A or B` multipath alternatives).
+fn routes_and_rules(config: &Config, diagnostics: &mut Diagnostics) {
+    use crate::net::route_spec::{RouteSpec, RuleSpec};
+    let routes = config.vrrp_instances.iter().flat_map(|i| i.virtual_routes.iter()).chain(config.static_routes.iter());
+    for entry in routes {
+        if let Err(message) = RouteSpec::parse(&entry.words) {
+            diagnostics.warning(&pos_of(&entry.at), format!("route `{}` is not applied: {message}", entry.words.join(" ")));
+        }
+    }
+    let rules = config.vrrp_instances.iter().flat_map(|i| i.virtual_rules.iter()).chain(config.static_rules.iter());
+    for entry in rules {
+        if let Err(message) = RuleSpec::parse(&entry.words) {
+            diagnostics.warning(&pos_of(&entry.at), format!("rule `{}` is not applied: {message}", entry.words.join(" ")));
+        }
+    }
 }
 
 /// keepalived ignores weighted tracking of sync group members (a member that changed

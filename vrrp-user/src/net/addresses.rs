@@ -18,7 +18,7 @@ pub trait AddressTable: Send + Sync {
 /// rtnetlink on the current network namespace.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: rtnetlink::Handle,
+    pub(super) handle: rtnetlink::Handle,
 }
 
 impl Netlink {

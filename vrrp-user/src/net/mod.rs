@@ -2,7 +2,10 @@
 //! removes virtual addresses. Gratuitous ARP / unsolicited NA frames are built by
 //! `vrrp::wire` and sent by the instance runtime.
 mod addresses;
+pub mod route_spec;
+mod routes;
 mod watch;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable};
+pub use routes::RouteTable;
 pub use watch::{Removed, watch_removals};

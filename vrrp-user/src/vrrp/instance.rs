@@ -29,7 +29,10 @@ use super::{
 };
 use crate::{
     config::model::{GlobalDefs, VirtualAddress, VrrpInstance},
-    net::{AddressTable, Removed},
+    net::{
+        AddressTable, Removed, RouteTable,
+        route_spec::{RouteSpec, RuleSpec},
+    },
     track::Effective,
 };
 
@@ -53,6 +56,9 @@ pub struct InstanceSpec {
     /// v2 `auth_type PASS` password.
     pub auth_pass: Option<Vec<u8>>,
     pub addresses: Vec<VirtualAddress>,
+    /// virtual_routes and virtual_rules (lines that do not parse were reported by the check).
+    pub routes: Vec<RouteSpec>,
+    pub rules: Vec<RuleSpec>,
     /// `unicast_src_ip` / `mcast_src_ip`; None: the interface's first IPv4 address, or its
     /// link-local IPv6 address.
     pub source: Option<IpAddr>,
@@ -105,6 +111,8 @@ impl InstanceSpec {
             start_as_master: instance.state == crate::config::model::InitialState::Master,
             auth_pass,
             addresses: instance.virtual_ipaddress.clone(),
+            routes: instance.virtual_routes.iter().filter_map(|r| RouteSpec::parse(&r.words).ok()).collect(),
+            rules: instance.virtual_rules.iter().filter_map(|r| RuleSpec::parse(&r.words).ok()).collect(),
             source: instance.unicast_src_ip.or(instance.mcast_src_ip).filter(|a| same_family(&a)),
             unicast_peers: instance.unicast_peer.iter().filter(same_family).copied().collect(),
             group,
@@ -176,7 +184,7 @@ impl InstanceStatus {
     }
 }
 
-struct Runtime<'a, T: AddressTable> {
+struct Runtime<'a, T: AddressTable + RouteTable> {
     spec: &'a InstanceSpec,
     params: Params,
     table: &'a T,
@@ -201,7 +209,7 @@ pub struct SyncLink {
 
 /// Runs the instance until `shutdown` turns true; then sends priority 0 if Master and
 /// removes the virtual addresses.
-pub async fn run<T: AddressTable>(
+pub async fn run<T: AddressTable + RouteTable>(
     spec: InstanceSpec,
     table: T,
     mut shutdown: watch::Receiver<bool>,
@@ -328,7 +336,7 @@ pub async fn run<T: AddressTable>(
     }
 }
 
-impl<T: AddressTable> Runtime<'_, T> {
+impl<T: AddressTable + RouteTable> Runtime<'_, T> {
     fn tell_group(&self, event: MemberEvent) {
         let _ = self.sync_events.send((self.spec.name.clone(), event));
     }
@@ -379,6 +387,7 @@ impl<T: AddressTable> Runtime<'_, T> {
                         tracing::error!(instance = self.spec.name, %error, "adding a virtual address failed");
                     }
                 }
+                self.apply_routes(true).await;
                 self.announce();
                 self.garp_again_at = Some(Instant::now() + self.spec.garp_delay);
                 self.refresh_at = self.spec.garp_refresh.map(|every| Instant::now() + every);
@@ -387,6 +396,7 @@ impl<T: AddressTable> Runtime<'_, T> {
             Action::ReleaseAddresses => {
                 self.garp_again_at = None;
                 self.refresh_at = None;
+                self.apply_routes(false).await;
                 for address in &self.spec.addresses {
                     if let Err(error) = self.table.remove(self.spec.ifindex, address).await {
                         tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
@@ -447,6 +457,27 @@ impl<T: AddressTable> Runtime<'_, T> {
                 self.announce();
             }
             Err(error) => tracing::error!(instance = self.spec.name, %error, "putting the virtual address back failed"),
+        }
+    }
+
+    /// virtual_routes and virtual_rules follow the addresses: in after them, out before.
+    async fn apply_routes(&self, add: bool) {
+        for route in &self.spec.routes {
+            let ifindex = route
+                .dev
+                .as_deref()
+                .and_then(|dev| nix::net::if_::if_nametoindex(dev).ok())
+                .unwrap_or(self.spec.ifindex);
+            let result = if add { self.table.add_route(ifindex, route).await } else { self.table.remove_route(ifindex, route).await };
+            if let Err(error) = result {
+                tracing::error!(instance = self.spec.name, error = format!("{error:#}"), "virtual route");
+            }
+        }
+        for rule in &self.spec.rules {
+            let result = if add { self.table.add_rule(rule).await } else { self.table.remove_rule(rule).await };
+            if let Err(error) = result {
+                tracing::error!(instance = self.spec.name, error = format!("{error:#}"), "virtual rule");
+            }
         }
     }
 

@@ -59,6 +59,8 @@ mod tests {
                 options: Vec::new(),
                 at: at.into(),
             }],
+            routes: Vec::new(),
+            rules: Vec::new(),
             source: None,
             unicast_peers: Vec::new(),
             group: Ipv4Addr::new(224, 0, 0, 18).into(),
