@@ -27,22 +27,20 @@ pub trait RouteTable: Send + Sync {
 fn route_message(ifindex: u32, route: &RouteSpec) -> RouteMessage {
     let mut message = if route.is_ipv6() {
         let mut builder = RouteMessageBuilder::<Ipv6Addr>::new();
-        if let Some(destination) = route.destination {
-            if let IpAddr::V6(address) = destination.address {
+        if let Some(destination) = route.destination
+            && let IpAddr::V6(address) = destination.address {
                 builder = builder.destination_prefix(address, destination.length);
             }
-        }
         if let Some(IpAddr::V6(source)) = route.src {
             builder = builder.pref_source(source);
         }
         builder.build()
     } else {
         let mut builder = RouteMessageBuilder::<Ipv4Addr>::new();
-        if let Some(destination) = route.destination {
-            if let IpAddr::V4(address) = destination.address {
+        if let Some(destination) = route.destination
+            && let IpAddr::V4(address) = destination.address {
                 builder = builder.destination_prefix(address, destination.length);
             }
-        }
         if let Some(IpAddr::V4(source)) = route.src {
             builder = builder.pref_source(source);
         }
@@ -113,29 +111,25 @@ impl Netlink {
         };
         if rule.is_ipv6() {
             let mut request = request.v6();
-            if let Some(from) = rule.from.filter(|p| p.address.is_ipv6()) {
-                if let IpAddr::V6(a) = from.address {
+            if let Some(from) = rule.from.filter(|p| p.address.is_ipv6())
+                && let IpAddr::V6(a) = from.address {
                     request = request.source_prefix(a, from.length);
                 }
-            }
-            if let Some(to) = rule.to.filter(|p| p.address.is_ipv6()) {
-                if let IpAddr::V6(a) = to.address {
+            if let Some(to) = rule.to.filter(|p| p.address.is_ipv6())
+                && let IpAddr::V6(a) = to.address {
                     request = request.destination_prefix(a, to.length);
                 }
-            }
             request.message_mut().clone()
         } else {
             let mut request = request.v4();
-            if let Some(from) = rule.from {
-                if let IpAddr::V4(a) = from.address {
+            if let Some(from) = rule.from
+                && let IpAddr::V4(a) = from.address {
                     request = request.source_prefix(a, from.length);
                 }
-            }
-            if let Some(to) = rule.to {
-                if let IpAddr::V4(a) = to.address {
+            if let Some(to) = rule.to
+                && let IpAddr::V4(a) = to.address {
                     request = request.destination_prefix(a, to.length);
                 }
-            }
             request.message_mut().clone()
         }
     }
