@@ -437,3 +437,45 @@ fn lab_virtual_routes_and_rules_follow_mastership() -> Result<()> {
     ensure!(!main.contains("10.99.0.0") && !main.contains("192.0.2.0") && !table.contains("10.98.0.0") && !rules.contains("10.77.0.100"), "left behind:\n{main}\n{table}\n{rules}");
     Ok(())
 }
+
+#[test]
+fn lab_a_clients_ping_to_the_vip_resumes_after_keepxdp_takes_over() -> Result<()> {
+    use keepxdp_lab::netns::{Netns, Switch};
+    keepxdp_lab::require_root()?;
+    let dir = tempfile::tempdir()?;
+    let mut switch = Switch::new()?;
+    let client = Netns::new("c")?;
+    switch.plug(&client, "kxclient", "10.77.0.50/24")?;
+    let peer = Netns::new("k")?;
+    let peer_port = switch.plug(&peer, "kxpeer", "10.77.0.1/24")?;
+    let node = Netns::new("x")?;
+    switch.plug(&node, "kxnode", "10.77.0.2/24")?;
+    let _keepalived = keepxdp_lab::keepalived::start(&peer, dir.path(), &instance_config("kxpeer", 2, 150, "1", "MASTER", ""))?;
+    wait_for("keepalived Master", Duration::from_secs(5), || holds_vip(&peer, "kxpeer"))?;
+    let keepxdp = Keepxdp::start(&keepxdp_bin()?, &node, dir.path(), &instance_config("kxnode", 2, 100, "1", "BACKUP", ""))?;
+    wait_for("keepxdp Backup", Duration::from_secs(5), || Ok(vrrp_state(&keepxdp)? == "Backup"))?;
+
+    // 200 pings, 50 ms apart (10 s), timestamps on.
+    let mut ping_command = client.command("ping");
+    ping_command.args(["-D", "-n", "-i", "0.05", "-c", "200", "-W", "1", VIP]);
+    let mut ping = keepxdp_lab::process::ChildGuard::spawn("ping", ping_command, &dir.path().join("ping.log"))?;
+    std::thread::sleep(Duration::from_secs(1));
+    // The Master host dies: its processes and its link.
+    peer.kill_all()?;
+    switch.isolate(&peer_port)?;
+    let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    wait_for("ping to finish", Duration::from_secs(15), || Ok(ping.log_text().contains("packets transmitted")))?;
+    let _ = ping.stop(Duration::from_secs(1));
+    let log = ping.log_text();
+    let replies: Vec<f64> = log
+        .lines()
+        .filter(|line| line.contains("bytes from"))
+        .filter_map(|line| line.strip_prefix('[')?.split(']').next()?.parse().ok())
+        .collect();
+    let resumed = replies.iter().find(|t| **t > killed_at).copied().context(format!("no reply after the failover:\n{log}"))?;
+    let gap_ms = (resumed - killed_at) * 1000.0;
+    println!("client ping resumed {gap_ms:.0} ms after the Master host died (keepxdp priority 100: Master_Down_Interval 3609 ms)");
+    ensure!(gap_ms <= 3609.0 + 300.0, "ping resumed after {gap_ms:.0} ms");
+    ensure!(holds_vip(&node, "kxnode")?);
+    Ok(())
+}
