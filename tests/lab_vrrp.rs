@@ -479,3 +479,20 @@ fn lab_a_clients_ping_to_the_vip_resumes_after_keepxdp_takes_over() -> Result<()
     ensure!(holds_vip(&node, "kxnode")?);
     Ok(())
 }
+
+#[test]
+fn lab_static_addresses_and_routes_are_applied_at_start_and_removed_at_stop() -> Result<()> {
+    let lab = Lab::new()?;
+    let config = "static_ipaddress {\n  10.77.0.77/24 dev kxnode\n}\nstatic_routes {\n  10.55.0.0/16 via 10.77.0.1\n}\n";
+    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, config)?;
+    let state = || -> Result<(String, String)> { Ok((lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxnode"])?, lab.node.ip(&["route", "show"])?)) };
+    wait_for("the static address and route", Duration::from_secs(3), || {
+        let (addresses, routes) = state()?;
+        Ok(addresses.contains(" 10.77.0.77/24") && routes.contains("10.55.0.0/16 via 10.77.0.1 dev kxnode"))
+    })
+    .with_context(|| format!("{:?}\n{}", state(), node.child.log_text()))?;
+    node.stop()?;
+    let (addresses, routes) = state()?;
+    ensure!(!addresses.contains("10.77.0.77") && !routes.contains("10.55.0.0"), "left behind:\n{addresses}\n{routes}");
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! configuration; unchanged instances are not touched); SIGTERM/SIGINT take it all down
 //! (Masters send priority 0 and remove their virtual addresses first).
 mod instances;
+mod statics;
 
 use std::{collections::BTreeSet, fs, path::PathBuf, time::Duration};
 
@@ -91,6 +92,8 @@ struct Daemon {
     guarded: Vec<GuardInstance>,
     entries: GuardEntries,
     vrrp: InstanceSet,
+    statics: statics::Statics,
+    netlink: crate::net::Netlink,
     reloads: u64,
 }
 
@@ -138,6 +141,9 @@ impl Daemon {
         if let Err(error) = self.apply_guard(guarded(&model)) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
+        let statics = statics::Statics::of(&model);
+        statics.apply(&self.statics, &self.netlink).await;
+        self.statics = statics;
         self.vrrp.apply(&model).await;
         self.reloads += 1;
         tracing::info!(reloads = self.reloads, "configuration reloaded");
@@ -155,9 +161,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
         guarded: Vec::new(),
         entries: GuardEntries::default(),
         vrrp: InstanceSet::new()?,
+        statics: statics::Statics::default(),
+        netlink: crate::net::Netlink::connect()?,
         reloads: 0,
         options,
     };
+    let statics = statics::Statics::of(&model);
+    statics.apply(&daemon.statics, &daemon.netlink).await;
+    daemon.statics = statics;
     daemon.apply_guard(guarded(&model))?;
     daemon.dataplane.pin(&daemon.options.pin_dir)?;
     daemon.vrrp.apply(&model).await;
@@ -185,6 +196,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     }
 
     daemon.vrrp.stop_all().await;
+    statics::Statics::default().apply(&daemon.statics, &daemon.netlink).await;
     control.close();
     let pin_dir = daemon.options.pin_dir.clone();
     daemon.dataplane.detach_all();

@@ -55,7 +55,10 @@ fn route_message(ifindex: u32, route: &RouteSpec) -> RouteMessage {
     }
     message.header.kind = match route.kind {
         RouteKind::Unicast => {
-            message.attributes.push(RouteAttribute::Oif(ifindex));
+            // 0: no device given, the kernel finds it from `via`.
+            if ifindex != 0 {
+                message.attributes.push(RouteAttribute::Oif(ifindex));
+            }
             RouteType::Unicast
         }
         RouteKind::Blackhole => RouteType::BlackHole,
