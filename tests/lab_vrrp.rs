@@ -205,6 +205,10 @@ fn lab_a_failing_tracked_script_takes_the_master_to_fault_and_notify_scripts_see
         Ok(!holds_vip(&lab.node, "kxnode")? && vrrp_state(&node)? == "Fault" && states().contains("FAULT"))
     })
     .with_context(|| format!("states: {}\nlog:\n{}", states(), node.child.log_text()))?;
+    let seen = status(&node)?;
+    let script = seen["trackers"].as_array().unwrap().iter().find(|t| t["name"] == "chk").cloned().unwrap_or_default();
+    ensure!(script["kind"] == "vrrp_script" && script["reading"] == "Down", "status: {seen}");
+    ensure!(seen["vrrp"][0]["base_priority"] == 150, "status: {seen}");
 
     std::fs::remove_file(lab.dir.path().join("down"))?;
     // Recovery goes through BACKUP and, with nobody else advertising, MASTER again after

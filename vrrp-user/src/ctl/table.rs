@@ -36,6 +36,9 @@ pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
             discarded
         );
     }
+    for tracker in status["trackers"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "tracked {} {}: {}", text(&tracker["kind"]), text(&tracker["name"]), text(&tracker["reading"]));
+    }
     for attachment in status["attachments"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "guard on {} (ifindex {}, {} XDP)", text(&attachment["interface"]), text(&attachment["ifindex"]), text(&attachment["mode"]));
     }

@@ -216,6 +216,10 @@ impl InstanceSet {
         self.track(model);
     }
 
+    pub fn trackers(&self) -> Vec<track::TrackerStatus> {
+        self.trackers.as_ref().map(Trackers::readings).unwrap_or_default()
+    }
+
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.running.values().map(|r| r.status.borrow().clone()).collect()
     }

@@ -82,6 +82,7 @@ struct Status<'a> {
     instances: &'a [GuardInstance],
     attachments: &'a [Attachment],
     vrrp: Vec<InstanceStatus>,
+    trackers: Vec<crate::track::TrackerStatus>,
     reloads: u64,
 }
 
@@ -106,6 +107,7 @@ impl Daemon {
             instances: &self.guarded,
             attachments: self.dataplane.attachments(),
             vrrp: self.vrrp.statuses(),
+            trackers: self.vrrp.trackers(),
             reloads: self.reloads,
         })?)
     }

@@ -99,9 +99,37 @@ impl Trackers {
         out
     }
 
+    /// Every tracked object's current reading, for `keepxdp status`.
+    pub fn readings(&self) -> Vec<TrackerStatus> {
+        let mut out = Vec::new();
+        let mut add = |kind: &'static str, name: &String, receiver: &watch::Receiver<Reading>| {
+            out.push(TrackerStatus { kind, name: name.clone(), reading: *receiver.borrow() });
+        };
+        for (name, (receiver, _, _)) in &self.scripts {
+            add("vrrp_script", name, receiver);
+        }
+        for (name, receiver) in &self.interfaces {
+            add("interface", name, receiver);
+        }
+        for (name, (receiver, _, _)) in &self.files {
+            add("track_file", name, receiver);
+        }
+        for (name, (receiver, _, _)) in &self.processes {
+            add("track_process", name, receiver);
+        }
+        out
+    }
+
     pub fn stop(&mut self) {
         self.tasks.abort_all();
     }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrackerStatus {
+    pub kind: &'static str,
+    pub name: String,
+    pub reading: Reading,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,8 +156,14 @@ pub struct InstanceStatus {
     pub interface: String,
     pub vrid: u8,
     pub state: State,
+    /// Configured priority, and the effective one after tracking.
+    pub base_priority: u8,
     pub priority: u8,
     pub master: Option<IpAddr>,
+    /// As of the last event: ms until the Master_Down_Timer fires (Backup) or the next advert
+    /// is due (Master).
+    pub master_down_timer_ms: Option<u64>,
+    pub advert_timer_ms: Option<u64>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub discarded: BTreeMap<DiscardReason, u64>,
@@ -173,7 +179,10 @@ impl InstanceStatus {
             interface: spec.interface.clone(),
             vrid: spec.vrid,
             state: State::Initialize,
+            base_priority: spec.priority,
             priority: spec.priority,
+            master_down_timer_ms: None,
+            advert_timer_ms: None,
             master: None,
             adverts_sent: 0,
             adverts_received: 0,
@@ -371,6 +380,9 @@ impl<T: AddressTable + RouteTable> Runtime<'_, T> {
         }
         self.status.state = next.state;
         self.status.master = next.master_address;
+        let remaining = |deadline: Option<Duration>| deadline.map(|at| at.saturating_sub(now).as_millis() as u64);
+        self.status.master_down_timer_ms = remaining(next.master_down_at);
+        self.status.advert_timer_ms = remaining(next.advert_at);
         next
     }
 
