@@ -142,6 +142,26 @@ fn bpf_a_unicast_instance_accepts_only_its_peers() -> Result<()> {
 }
 
 #[test]
+fn bpf_a_unicast_peers_advert_may_arrive_routed_but_a_multicast_one_may_not() -> Result<()> {
+    // keepalived sends IPv6 unicast adverts with the default hop limit; their source is
+    // what is checked.
+    let mut guard = guard_with(&[instance(61, Ipv6, &["fd00::2"]), instance(51, Ipv4, &[])])?;
+    let mut unicast = Advert::v3(61, "fd00::2", &["fd00::100"]);
+    unicast.ttl = 64;
+    assert_eq!(guard.run_guard(&unicast.frame())?.0, XDP_PASS);
+    let mut stranger = unicast.clone();
+    stranger.source = "fd00::3".parse().unwrap();
+    assert_eq!(guard.run_guard(&stranger.frame())?.0, XDP_DROP);
+    let mut multicast = Advert::v2(51, "10.0.0.1", &["10.0.0.100"]);
+    multicast.ttl = 64;
+    assert_eq!(guard.run_guard(&multicast.frame())?.0, XDP_DROP);
+    assert_eq!(counter(&guard, 61, FAMILY_IPV6, GuardReason::Accepted)?, 1);
+    assert_eq!(counter(&guard, 61, FAMILY_IPV6, GuardReason::ForeignSource)?, 1);
+    assert_eq!(counter(&guard, 51, FAMILY_IPV4, GuardReason::BadTtl)?, 1);
+    Ok(())
+}
+
+#[test]
 fn bpf_a_multicast_instance_accepts_any_source() -> Result<()> {
     let mut guard = guard_with(&[instance(51, Ipv4, &[])])?;
     assert_eq!(guard.run_guard(&Advert::v2(51, "192.0.2.77", &["10.0.0.100"]).frame())?.0, XDP_PASS);

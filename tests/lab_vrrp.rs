@@ -500,3 +500,69 @@ fn lab_static_addresses_and_routes_are_applied_at_start_and_removed_at_stop() ->
     ensure!(!addresses.contains("10.77.0.77") && !routes.contains("10.55.0.0"), "left behind:\n{addresses}\n{routes}");
     Ok(())
 }
+
+#[test]
+fn lab_v2_keepalived_master_over_keepxdp_then_kill_9_hands_over() -> Result<()> {
+    let lab = Lab::new()?;
+    let _peer = lab.keepalived_on_peer(&instance_config("kxpeer", 2, 150, "1", "MASTER", ""))?;
+    wait_for("keepalived to take the VIP", Duration::from_secs(5), || lab.peer_holds_vip())?;
+    let node = lab.keepxdp(2, 100, "1")?;
+    wait_for_one_master(&lab, &node, "Backup", Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(vrrp_state(&node)? == "Backup" && !lab.node_holds_vip()?, "keepxdp flapped: {}", node.status_json()?);
+    lab.peer.kill_all()?;
+    let took = failover_ms(Duration::from_secs(6), || lab.node_holds_vip())?;
+    println!("failover keepalived -> keepxdp (v2, advert_int 1): {took} ms");
+    ensure!(took <= 3609 + 200 + 100, "took {took} ms");
+    Ok(())
+}
+
+#[test]
+fn lab_v3_ipv6_unicast_keepalived_master_over_keepxdp_then_kill_9_hands_over() -> Result<()> {
+    let lab = Lab(VrrpLab::new()?.with_ipv6()?);
+    let unicast = |own: &str, peer: &str| format!("  unicast_src_ip {own}\n  unicast_peer {{\n    {peer}\n  }}\n");
+    let peer_config = instance_config_v6("kxpeer", 150, "1", "MASTER")
+        .replace("  virtual_ipaddress", &format!("{}  virtual_ipaddress", unicast("fd00:77::1", "fd00:77::2")));
+    let _peer = lab.keepalived_on_peer(&peer_config)?;
+    wait_for("keepalived to take the IPv6 VIP", Duration::from_secs(8), || holds_vip6(&lab.peer, "kxpeer"))?;
+    let node_config = instance_config_v6("kxnode", 100, "1", "BACKUP")
+        .replace("  virtual_ipaddress", &format!("{}  virtual_ipaddress", unicast("fd00:77::2", "fd00:77::1")));
+    let node = lab.keepxdp_on_node(&keepxdp_bin()?, &node_config)?;
+    wait_for("keepxdp Backup", Duration::from_secs(8), || Ok(vrrp_state(&node)? == "Backup"))?;
+    std::thread::sleep(Duration::from_secs(4));
+    let guard = node.guard_stats_json(&lab.node).unwrap_or_default();
+    ensure!(
+        vrrp_state(&node)? == "Backup" && !holds_vip6(&lab.node, "kxnode")?,
+        "keepxdp did not follow keepalived's unicast adverts: {}\nguard: {guard}\n{}",
+        node.status_json()?,
+        node.child.log_text()
+    );
+    lab.peer.kill_all()?;
+    let took = failover_ms(Duration::from_secs(6), || holds_vip6(&lab.node, "kxnode"))?;
+    println!("failover keepalived -> keepxdp (v3/IPv6 unicast, advert_int 1): {took} ms");
+    ensure!(took <= 3609 + 200 + 100, "took {took} ms");
+    Ok(())
+}
+
+#[test]
+fn lab_keep_dataplane_leaves_the_guard_running_and_the_next_keepxdp_replaces_it() -> Result<()> {
+    let lab = Lab::new()?;
+    let config = instance_config("kxnode", 2, 150, "1", "MASTER", "");
+    let mut first = Keepxdp::start_with(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config, &["--keep-dataplane"])?;
+    wait_for("Master", Duration::from_secs(5), || lab.node_holds_vip())?;
+    let status = first.child.stop(Duration::from_secs(5))?;
+    ensure!(status.success(), "{}", first.child.log_text());
+    ensure!(!lab.node_holds_vip()?, "VRRP still stops cleanly: the address goes");
+    ensure!(lab.node.ip(&["link", "show", "dev", "kxnode"])?.contains("xdp"), "the guard must stay attached");
+    ensure!(first.pin_dir.join("link_vrrp_guard_kxnode").exists() && first.pin_dir.join("guard_stats").exists());
+    // Its counters stay readable, as bpftool would.
+    first.guard_stats_json(&lab.node)?;
+
+    let mut second = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config)?;
+    wait_for("Master again", Duration::from_secs(5), || lab.node_holds_vip())?;
+    ensure!(second.child.log_text().contains("replacing the guard a previous keepxdp left attached"));
+    second.stop()?;
+    ensure!(!lab.node.ip(&["link", "show", "dev", "kxnode"])?.contains("xdp"), "a normal stop detaches");
+    drop(first);
+    Ok(())
+}

@@ -117,8 +117,8 @@ fn ipv6(ctx: &XdpContext) -> Carried {
     })
 }
 
-/// The checks, in the order the RFC lists them. Returns the VRID read (0 when none could
-/// be read) and the reason.
+/// The checks (RFC 9568 §7.1). Returns the VRID read (0 when none could be read) and the
+/// reason.
 #[inline(always)]
 fn check(ctx: &XdpContext, ifindex: u32, carrier: &Carrier) -> (u8, GuardReason) {
     let at = carrier.vrrp_offset;
@@ -130,9 +130,6 @@ fn check(ctx: &XdpContext, ifindex: u32, carrier: &Carrier) -> (u8, GuardReason)
     };
     let header = unsafe { *header };
     let (version_type, vrid, address_count) = (header[0], header[1], header[3]);
-    if carrier.ttl != VRRP_TTL {
-        return (vrid, GuardReason::BadTtl);
-    }
     let version = version_type >> 4;
     // VRRPv2 exists only over IPv4 (RFC 3768); v3 covers both (RFC 9568).
     let version_ok = version == 3 || (version == 2 && carrier.family == FAMILY_IPV4);
@@ -145,13 +142,18 @@ fn check(ctx: &XdpContext, ifindex: u32, carrier: &Carrier) -> (u8, GuardReason)
     let Some(config) = VRIDS.get_ptr(VridKey::new(ifindex, vrid, carrier.family)) else {
         return (vrid, GuardReason::UnknownVrid);
     };
+    let flags = unsafe { (*config).flags };
+    // Multicast adverts must not have been routed. Unicast ones may be (keepalived sends
+    // IPv6 unicast with the default hop limit): their sources are checked instead.
+    if carrier.ttl != VRRP_TTL && flags & VRID_FLAG_UNICAST == 0 {
+        return (vrid, GuardReason::BadTtl);
+    }
     let address_len = if carrier.family == FAMILY_IPV4 { 4 } else { 16 };
     let auth_len = if version == 2 { VRRP_V2_AUTH_LEN } else { 0 };
     let needed = VRRP_HEADER_LEN + (address_count as usize) * address_len + auth_len;
     if carrier.payload_len < needed || !has(ctx, at, needed) {
         return (vrid, GuardReason::Truncated);
     }
-    let flags = unsafe { (*config).flags };
     if flags & VRID_FLAG_UNICAST != 0 {
         let peer = PeerKey::new(ifindex, vrid, carrier.family, carrier.source);
         if PEERS.get_ptr(peer).is_none() {

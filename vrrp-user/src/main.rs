@@ -37,6 +37,10 @@ enum Command {
         /// Unix socket serving the status document.
         #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
+        /// On SIGTERM leave the XDP programs attached and pinned (the next keepxdp replaces
+        /// them); VRRP still stops cleanly.
+        #[arg(long)]
+        keep_dataplane: bool,
     },
     /// Print the VRRP guard's counters from the pinned map (per interface, family, VRID).
     GuardStats {
@@ -121,9 +125,9 @@ fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCod
 
 fn execute(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { config, config_id, pin_dir, control_socket } => {
+        Command::Run { config, config_id, pin_dir, control_socket, keep_dataplane } => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, config_id, dump } => check(config, config_id, dump),

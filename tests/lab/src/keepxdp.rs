@@ -25,6 +25,11 @@ impl Keepxdp {
     /// `keepxdp run` in `netns` with `config`; returns once the control socket is up (the
     /// guard is attached and pinned by then). Its files go in `dir`.
     pub fn start(binary: &Path, netns: &Netns, dir: &Path, config: &str) -> Result<Keepxdp> {
+        Self::start_with(binary, netns, dir, config, &[])
+    }
+
+    /// `start` with more `keepxdp run` options (`--keep-dataplane`, ...).
+    pub fn start_with(binary: &Path, netns: &Netns, dir: &Path, config: &str, extra: &[&str]) -> Result<Keepxdp> {
         let config_path = dir.join(format!("keepxdp-{}.conf", netns.name));
         std::fs::write(&config_path, config)?;
         let pin_dir = dir.join(format!("pins-{}", netns.name));
@@ -36,7 +41,8 @@ impl Keepxdp {
             .arg("--pin-dir")
             .arg(&pin_dir)
             .arg("--control-socket")
-            .arg(&control_socket);
+            .arg(&control_socket)
+            .args(extra);
         let mut child = ChildGuard::spawn("keepxdp", command, &dir.join(format!("keepxdp-{}.log", netns.name)))?;
         let socket = control_socket.clone();
         wait_for("keepxdp's control socket", Duration::from_secs(10), || {

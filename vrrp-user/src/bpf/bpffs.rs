@@ -52,6 +52,12 @@ fn is_bpffs(path: &Path) -> bool {
 /// itself (unmounted again on `release`).
 pub fn ensure_bpffs(pin_dir: &Path) -> Result<BpffsMount> {
     let ancestor = pin_dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    // A bpffs on the pin dir itself, over a parent that is not one: mounted by a keepxdp
+    // that left its data plane running (--keep-dataplane). Adopt it: unmount it when done.
+    let parent_is_bpffs = pin_dir.parent().is_some_and(is_bpffs);
+    if ancestor == pin_dir && is_bpffs(pin_dir) && !parent_is_bpffs && !pin_dir.starts_with("/sys/fs/bpf") {
+        return Ok(BpffsMount { mounted_at: Some(pin_dir.to_path_buf()) });
+    }
     if is_bpffs(ancestor) {
         fs::create_dir_all(pin_dir).with_context(|| format!("creating pin directory {}", pin_dir.display()))?;
         return Ok(BpffsMount { mounted_at: None });

@@ -45,6 +45,8 @@ pub struct Dataplane {
     lvs: Ebpf,
     attachments: Vec<Attachment>,
     pins: Vec<PathBuf>,
+    /// `--keep-dataplane`: on drop, leave programs attached and pinned.
+    keep: bool,
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
@@ -61,7 +63,7 @@ impl Dataplane {
         let mut lvs = Ebpf::load(LVS_EBPF).context("loading the balancer object")?;
         xdp_program(&mut guard, PROG_VRRP_GUARD)?.load().context("verifying vrrp_guard")?;
         xdp_program(&mut lvs, PROG_LVS_BALANCER)?.load().context("verifying lvs_balancer")?;
-        let mut dataplane = Self { guard, lvs, attachments: Vec::new(), pins: Vec::new() };
+        let mut dataplane = Self { guard, lvs, attachments: Vec::new(), pins: Vec::new(), keep: false };
         dataplane.chain_balancer()?;
         Ok(dataplane)
     }
@@ -87,6 +89,38 @@ impl Dataplane {
 
     pub fn attachments(&self) -> &[Attachment] {
         &self.attachments
+    }
+
+    /// Where `--keep-dataplane` pins the guard's link on `interface`.
+    pub fn link_pin(dir: &Path, interface: &str) -> PathBuf {
+        dir.join(format!("link_vrrp_guard_{interface}"))
+    }
+
+    /// `--keep-dataplane` on stop: the attachments' links are pinned under `dir` so the
+    /// guard keeps running after keepxdp exits; maps and programs stay pinned too. The next
+    /// keepxdp replaces them.
+    pub fn keep_attached(&mut self, dir: &Path) -> Result<()> {
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
+        for attachment in std::mem::take(&mut self.attachments) {
+            let link = program.take_link(attachment.link)?;
+            let link = aya::programs::links::FdLink::try_from(link).context("the guard's attachment is not a bpf_link")?;
+            let path = Self::link_pin(dir, &attachment.interface);
+            link.pin(&path).with_context(|| format!("pinning {}", path.display()))?;
+            tracing::info!(interface = attachment.interface, pin = %path.display(), "guard left attached (--keep-dataplane)");
+        }
+        self.keep = true;
+        Ok(())
+    }
+
+    /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
+    /// A guard a previous keepxdp left attached (`--keep-dataplane`) is replaced.
+    pub fn attach_in(&mut self, interface: &str, pin_dir: &Path) -> Result<&Attachment> {
+        let kept = Self::link_pin(pin_dir, interface);
+        if kept.exists() {
+            tracing::info!(interface, "replacing the guard a previous keepxdp left attached");
+            fs::remove_file(&kept).with_context(|| format!("removing {}", kept.display()))?;
+        }
+        self.attach(interface)
     }
 
     /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
@@ -205,8 +239,10 @@ impl Dataplane {
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
-        self.detach_all();
-        self.unpin();
+        if !self.keep {
+            self.detach_all();
+            self.unpin();
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub struct RunOptions {
     pub config_id: Option<String>,
     pub pin_dir: PathBuf,
     pub control_socket: PathBuf,
+    /// On SIGTERM, leave the XDP programs attached and pinned (the VRRP side still stops:
+    /// priority 0, addresses removed).
+    pub keep_dataplane: bool,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -120,7 +123,7 @@ impl Daemon {
         let wanted: BTreeSet<String> = guarded.iter().map(|i| i.interface.clone()).collect();
         let attached: BTreeSet<String> = self.dataplane.attachments().iter().map(|a| a.interface.clone()).collect();
         for interface in wanted.difference(&attached) {
-            self.dataplane.attach(interface)?;
+            self.dataplane.attach_in(interface, &self.options.pin_dir)?;
         }
         for interface in attached.difference(&wanted) {
             self.dataplane.detach(interface);
@@ -201,6 +204,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
     statics::Statics::default().apply(&daemon.statics, &daemon.netlink).await;
     control.close();
     let pin_dir = daemon.options.pin_dir.clone();
+    if daemon.options.keep_dataplane {
+        daemon.dataplane.keep_attached(&pin_dir)?;
+        drop(daemon);
+        tracing::info!(pin_dir = %pin_dir.display(), "keepxdp stopped; the data plane keeps running");
+        return Ok(());
+    }
     daemon.dataplane.detach_all();
     daemon.dataplane.unpin();
     drop(daemon);

@@ -59,7 +59,9 @@ pub struct Received<'a> {
 
 /// Accept (and turn into the fsm's event) or refuse with the reason.
 pub fn check(expect: &Expect, received: &Received) -> Result<Advert, DiscardReason> {
-    if received.ttl != 255 {
+    // Unicast adverts may have been routed (keepalived sends IPv6 unicast with the default
+    // hop limit); their source is checked against unicast_peer instead.
+    if received.ttl != 255 && expect.unicast_peers.is_empty() {
         return Err(DiscardReason::BadTtl);
     }
     if received.version != expect.version {
@@ -159,6 +161,13 @@ mod tests {
         let f = Fixture::new();
         let received = Received { ttl: 64, ..f.received(Version::V3) };
         assert_eq!(check(&f.expect(Version::V3), &received), Err(DiscardReason::BadTtl));
+    }
+
+    #[test]
+    fn a_unicast_peers_advert_may_have_been_routed() {
+        let f = Fixture { peers: vec![ip("10.0.0.1")], ..Fixture::new() };
+        let routed = Received { ttl: 64, ..f.received(Version::V3) };
+        assert!(check(&f.expect(Version::V3), &routed).is_ok());
     }
 
     #[test]
