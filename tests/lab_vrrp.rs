@@ -566,3 +566,30 @@ fn lab_keep_dataplane_leaves_the_guard_running_and_the_next_keepxdp_replaces_it(
     drop(first);
     Ok(())
 }
+
+#[test]
+fn lab_use_vmac_puts_the_address_and_the_adverts_on_the_virtual_router_mac() -> Result<()> {
+    let lab = Lab::new()?;
+    let _peer = lab.keepalived(2, 100, "1")?;
+    let mut node = lab.keepxdp_with(2, 150, "1", "  use_vmac\n")?;
+    let vmac = || lab.node.ip(&["-o", "-4", "addr", "show", "dev", "vrrp.51"]);
+    wait_for("the VIP on vrrp.51", Duration::from_secs(10), || Ok(vmac().map(|a| a.contains(&format!(" {VIP}/"))).unwrap_or(false)))
+        .with_context(|| node.child.log_text())?;
+    ensure!(lab.node.ip(&["link", "show", "dev", "vrrp.51"])?.contains("00:00:5e:00:01:33"), "VRID 51 = 0x33");
+    ensure!(!lab.peer_holds_vip()?, "keepalived follows keepxdp's adverts from the vmac");
+    let capture = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.peer.name, "timeout", "5", "tshark", "-i", "kxpeer", "-c", "2", "-V", "-f"])
+        .arg("ip proto 112 and src host 10.77.0.2")
+        .output()?;
+    let decoded = String::from_utf8_lossy(&capture.stdout);
+    ensure!(decoded.contains("Src: 00:00:5e:00:01:33") || decoded.contains("Src: IETF-VRRP-VRID_33"), "adverts must come from the virtual MAC:\n{decoded}");
+    // The peer resolves the VIP to the virtual MAC.
+    lab.peer.ip(&["neigh", "flush", "to", VIP])?;
+    lab.peer.run("ping", &["-c", "1", "-W", "2", VIP])?;
+    let neighbour = lab.peer.ip(&["neigh", "show", VIP])?;
+    let arp_ignore = lab.node.run("cat", &["/proc/sys/net/ipv4/conf/kxnode/arp_ignore"])?;
+    ensure!(neighbour.contains("00:00:5e:00:01:33"), "peer's neighbour entry: {neighbour}; node arp_ignore {arp_ignore}; node links {}", lab.node.ip(&["link"])?);
+    node.stop()?;
+    ensure!(lab.node.ip(&["link", "show", "dev", "vrrp.51"]).is_err(), "the vmac is deleted on stop");
+    Ok(())
+}

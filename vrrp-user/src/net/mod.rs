@@ -4,6 +4,7 @@
 mod addresses;
 pub mod route_spec;
 mod routes;
+pub mod vmac;
 mod watch;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable};

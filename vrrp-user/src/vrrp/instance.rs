@@ -32,6 +32,7 @@ use crate::{
     net::{
         AddressTable, Removed, RouteTable,
         route_spec::{RouteSpec, RuleSpec},
+        vmac::{LinkTable, set_ipv4_conf, virtual_mac, vmac_name},
     },
     track::Effective,
 };
@@ -75,6 +76,10 @@ pub struct InstanceSpec {
     pub notify: crate::config::model::Notify,
     /// The vrrp_sync_group this instance is in.
     pub sync_group: Option<String>,
+    /// `use_vmac [NAME]`: Some("") for keepalived's default name `vrrp.VRID`.
+    pub use_vmac: Option<String>,
+    /// `vmac_xmit_base`: adverts leave from the base interface, not the vmac.
+    pub vmac_xmit_base: bool,
 }
 
 impl InstanceSpec {
@@ -131,6 +136,8 @@ impl InstanceSpec {
             garp_refresh_repeat: instance.garp_master_refresh_repeat.or(global.vrrp_garp_master_refresh_repeat).unwrap_or(1),
             notify: instance.notify.clone(),
             sync_group,
+            use_vmac: instance.use_vmac.clone(),
+            vmac_xmit_base: instance.vmac_xmit_base,
         })
     }
 }
@@ -193,13 +200,15 @@ impl InstanceStatus {
     }
 }
 
-struct Runtime<'a, T: AddressTable + RouteTable> {
+struct Runtime<'a, T: AddressTable + RouteTable + LinkTable> {
     spec: &'a InstanceSpec,
     params: Params,
     table: &'a T,
     link: Link,
     frames: FrameSocket,
     mac: [u8; 6],
+    /// Where the virtual addresses live: the instance's interface, or its vmac.
+    address_ifindex: u32,
     source: IpAddr,
     status: InstanceStatus,
     /// The second gratuitous ARP burst (garp_master_delay after becoming Master).
@@ -218,7 +227,7 @@ pub struct SyncLink {
 
 /// Runs the instance until `shutdown` turns true; then sends priority 0 if Master and
 /// removes the virtual addresses.
-pub async fn run<T: AddressTable + RouteTable>(
+pub async fn run<T: AddressTable + RouteTable + LinkTable>(
     spec: InstanceSpec,
     table: T,
     mut shutdown: watch::Receiver<bool>,
@@ -228,7 +237,31 @@ pub async fn run<T: AddressTable + RouteTable>(
     sync: SyncLink,
 ) -> Result<()> {
     let SyncLink { commands: mut sync_commands, events: sync_events } = sync;
-    let (source, link) = Link::open(&spec)?;
+    // use_vmac: the addresses (and, unless vmac_xmit_base, the adverts) go on a macvlan
+    // with the virtual router MAC.
+    let vmac = match &spec.use_vmac {
+        Some(configured) => {
+            let name = vmac_name(configured, spec.vrid);
+            let mac = virtual_mac(spec.vrid, spec.family == crate::config::Family::Ipv6);
+            let index = table.create_vmac(&name, spec.ifindex, mac).await?;
+            // The base interface must neither answer ARP for addresses that live on the vmac
+            // nor announce them as its own (keepalived sets the same).
+            let old_arp = (
+                set_ipv4_conf(&spec.interface, "arp_ignore", "1").ok(),
+                set_ipv4_conf(&spec.interface, "arp_announce", "2").ok(),
+            );
+            tracing::info!(instance = spec.name, vmac = name, "virtual MAC interface created");
+            Some((name, index, mac, old_arp))
+        }
+        None => None,
+    };
+    // IPv6 adverts must leave from a link-local address; the fresh vmac's is still in DAD,
+    // so they go from the base interface (as with vmac_xmit_base).
+    let send_interface = match &vmac {
+        Some((name, ..)) if !spec.vmac_xmit_base && spec.family == crate::config::Family::Ipv4 => name.clone(),
+        _ => spec.interface.clone(),
+    };
+    let (source, link) = Link::open(&spec, &send_interface)?;
     let params = Params {
         version: spec.version,
         priority: spec.priority,
@@ -244,8 +277,12 @@ pub async fn run<T: AddressTable + RouteTable>(
         params,
         table: &table,
         link,
-        frames: FrameSocket::open(spec.ifindex)?,
-        mac: mac_address(&spec.interface)?,
+        frames: FrameSocket::open(vmac.as_ref().map_or(spec.ifindex, |v| v.1))?,
+        mac: match &vmac {
+            Some((_, _, mac, _)) => *mac,
+            None => mac_address(&spec.interface)?,
+        },
+        address_ifindex: vmac.as_ref().map_or(spec.ifindex, |v| v.1),
         source,
         status: InstanceStatus::new(&spec),
         garp_again_at: None,
@@ -267,7 +304,7 @@ pub async fn run<T: AddressTable + RouteTable>(
     if machine.state == State::Backup {
         // A Backup holds none of the addresses: clear what a crashed run may have left.
         for address in &spec.addresses {
-            let _ = table.remove(spec.ifindex, address).await;
+            let _ = table.remove(runtime.address_ifindex, address).await;
         }
     }
     status.send_replace(runtime.status.clone());
@@ -280,6 +317,17 @@ pub async fn run<T: AddressTable + RouteTable>(
             _ = shutdown.changed() => {
                 runtime.step(&machine, Event::Shutdown, start.elapsed()).await;
                 status.send_replace(runtime.status.clone());
+                if let Some((name, index, _, (old_ignore, old_announce))) = vmac {
+                    if let Err(error) = table.delete_link(index).await {
+                        tracing::warn!(instance = spec.name, vmac = name, error = format!("{error:#}"), "deleting the vmac");
+                    }
+                    if let Some(old) = old_ignore {
+                        let _ = set_ipv4_conf(&spec.interface, "arp_ignore", &old);
+                    }
+                    if let Some(old) = old_announce {
+                        let _ = set_ipv4_conf(&spec.interface, "arp_announce", &old);
+                    }
+                }
                 return Ok(());
             }
             _ = sleep_until(deadline) => {
@@ -328,7 +376,7 @@ pub async fn run<T: AddressTable + RouteTable>(
                 None => sync_open = false,
             },
             removed = removals.recv(), if removals_open => match removed {
-                Ok(removed) if machine.state == State::Master && removed.ifindex == spec.ifindex => {
+                Ok(removed) if machine.state == State::Master && removed.ifindex == runtime.address_ifindex => {
                     runtime.put_back(removed.address).await;
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -345,7 +393,7 @@ pub async fn run<T: AddressTable + RouteTable>(
     }
 }
 
-impl<T: AddressTable + RouteTable> Runtime<'_, T> {
+impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
     fn tell_group(&self, event: MemberEvent) {
         let _ = self.sync_events.send((self.spec.name.clone(), event));
     }
@@ -395,7 +443,7 @@ impl<T: AddressTable + RouteTable> Runtime<'_, T> {
             }
             Action::ClaimAddresses => {
                 for address in &self.spec.addresses {
-                    if let Err(error) = self.table.add(self.spec.ifindex, address).await {
+                    if let Err(error) = self.table.add(self.address_ifindex, address).await {
                         tracing::error!(instance = self.spec.name, %error, "adding a virtual address failed");
                     }
                 }
@@ -410,7 +458,7 @@ impl<T: AddressTable + RouteTable> Runtime<'_, T> {
                 self.refresh_at = None;
                 self.apply_routes(false).await;
                 for address in &self.spec.addresses {
-                    if let Err(error) = self.table.remove(self.spec.ifindex, address).await {
+                    if let Err(error) = self.table.remove(self.address_ifindex, address).await {
                         tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
                     }
                 }
@@ -463,7 +511,7 @@ impl<T: AddressTable + RouteTable> Runtime<'_, T> {
     async fn put_back(&mut self, removed: IpAddr) {
         let Some(address) = self.spec.addresses.iter().find(|a| a.address == removed) else { return };
         tracing::warn!(instance = self.spec.name, address = %removed, "virtual address removed by another tool while Master; putting it back");
-        match self.table.add(self.spec.ifindex, address).await {
+        match self.table.add(self.address_ifindex, address).await {
             Ok(()) => {
                 self.status.addresses_put_back += 1;
                 self.announce();
@@ -506,7 +554,11 @@ impl<T: AddressTable + RouteTable> Runtime<'_, T> {
                     IpAddr::V4(v4) => self.frames.send(&GratuitousArp::new(self.mac, v4).to_frame()).map_err(anyhow::Error::from),
                     IpAddr::V6(v6) => {
                         let message = NeighborAdvert::unsolicited(v6, self.mac, false).to_bytes(v6, ALL_NODES);
-                        send_unsolicited_na(&self.spec.interface, self.spec.ifindex, v6, &message)
+                        let (interface, index) = match &self.spec.use_vmac {
+                            Some(configured) => (vmac_name(configured, self.spec.vrid), self.address_ifindex),
+                            None => (self.spec.interface.clone(), self.spec.ifindex),
+                        };
+                        send_unsolicited_na(&interface, index, v6, &message)
                     }
                 };
                 if let Err(error) = sent {

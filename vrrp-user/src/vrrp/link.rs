@@ -25,22 +25,25 @@ pub struct Datagram {
 }
 
 impl Link {
-    /// Opens the sockets; returns the address adverts are sent from (the primary address).
-    pub fn open(spec: &InstanceSpec) -> Result<(IpAddr, Link)> {
+    /// Opens the sockets (receiving on the instance's interface, sending on `send_interface`,
+    /// its vmac unless vmac_xmit_base); returns the address adverts are sent from (the
+    /// instance interface's primary address).
+    pub fn open(spec: &InstanceSpec, send_interface: &str) -> Result<(IpAddr, Link)> {
+        let send_index = nix::net::if_::if_nametoindex(send_interface)?;
         match spec.group {
             IpAddr::V4(group) => {
                 let source = match spec.source {
                     Some(IpAddr::V4(source)) => source,
                     _ => primary_ipv4(&spec.interface)?,
                 };
-                Ok((IpAddr::V4(source), Link::V4(VrrpSocketV4::open(&spec.interface, spec.ifindex, source, group)?)))
+                Ok((IpAddr::V4(source), Link::V4(VrrpSocketV4::open(&spec.interface, spec.ifindex, source, group, send_interface)?)))
             }
             IpAddr::V6(group) => {
                 let source = match spec.source {
                     Some(IpAddr::V6(source)) => source,
                     _ => link_local_ipv6(&spec.interface)?,
                 };
-                Ok((IpAddr::V6(source), Link::V6(VrrpSocketV6::open(&spec.interface, spec.ifindex, source, group)?)))
+                Ok((IpAddr::V6(source), Link::V6(VrrpSocketV6::open(&spec.interface, spec.ifindex, source, group, send_interface, send_index)?)))
             }
         }
     }

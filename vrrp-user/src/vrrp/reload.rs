@@ -72,6 +72,8 @@ mod tests {
             garp_refresh_repeat: 1,
             notify: Default::default(),
             sync_group: None,
+            use_vmac: None,
+            vmac_xmit_base: false,
         }
     }
 

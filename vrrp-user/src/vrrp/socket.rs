@@ -42,16 +42,35 @@ fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
 impl VrrpSocketV4 {
     /// `source`: the address adverts are sent from (unicast_src_ip, mcast_src_ip or the
     /// interface's primary address).
-    pub fn open(interface: &str, ifindex: u32, source: Ipv4Addr, group: Ipv4Addr) -> Result<VrrpSocketV4> {
+    pub fn open(interface: &str, ifindex: u32, source: Ipv4Addr, group: Ipv4Addr, send_interface: &str) -> Result<VrrpSocketV4> {
         let receiver = raw_vrrp_socket(interface)?;
         receiver
             .join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex))
             .with_context(|| format!("joining {group} on {interface}"))?;
-        let sender = raw_vrrp_socket(interface)?;
+        let sender = raw_vrrp_socket(send_interface)?;
         sender.set_ttl_v4(255)?;
         sender.set_multicast_ttl_v4(255)?;
         sender.set_multicast_loop_v4(false)?;
-        sender.set_multicast_if_v4(&source)?;
+        // By index: a socket bound to a vmac may not name the base interface's address.
+        let send_index = nix::net::if_::if_nametoindex(send_interface)?;
+        let request = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr { s_addr: 0 },
+            imr_address: libc::in_addr { s_addr: 0 },
+            imr_ifindex: send_index as i32,
+        };
+        // SAFETY: a valid socket and a properly sized ip_mreqn.
+        let result = unsafe {
+            libc::setsockopt(
+                sender.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_IF,
+                (&request as *const libc::ip_mreqn).cast(),
+                size_of::<libc::ip_mreqn>() as u32,
+            )
+        };
+        if result < 0 {
+            return Err(io::Error::last_os_error()).with_context(|| format!("sending multicast on {send_interface}"));
+        }
         sender
             .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
             .with_context(|| format!("binding the VRRP socket to {source}"))?;
@@ -186,29 +205,36 @@ pub struct ReceivedV6 {
 }
 
 impl VrrpSocketV6 {
-    pub fn open(interface: &str, ifindex: u32, source: std::net::Ipv6Addr, group: std::net::Ipv6Addr) -> Result<VrrpSocketV6> {
+    pub fn open(
+        interface: &str,
+        ifindex: u32,
+        source: std::net::Ipv6Addr,
+        group: std::net::Ipv6Addr,
+        send_interface: &str,
+        send_index: u32,
+    ) -> Result<VrrpSocketV6> {
         use nix::sys::socket::{setsockopt, sockopt};
-        let new = || -> Result<Socket> {
+        let new = |interface: &str| -> Result<Socket> {
             let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
                 .context("opening a raw IPv6 VRRP socket (needs CAP_NET_RAW)")?;
             socket.bind_device(Some(interface.as_bytes())).with_context(|| format!("binding to {interface}"))?;
             socket.set_nonblocking(true)?;
             Ok(socket)
         };
-        let receiver = new()?;
+        let receiver = new(interface)?;
         receiver.join_multicast_v6(&group, ifindex).with_context(|| format!("joining {group} on {interface}"))?;
         setsockopt(&receiver, sockopt::Ipv6RecvPacketInfo, &true)?;
         setsockopt(&receiver, sockopt::Ipv6RecvHopLimit, &true)?;
-        let sender = new()?;
+        let sender = new(send_interface)?;
         sender.set_multicast_hops_v6(255)?;
         sender.set_unicast_hops_v6(255)?;
-        sender.set_multicast_if_v6(ifindex)?;
+        sender.set_multicast_if_v6(send_index)?;
         sender.set_multicast_loop_v6(false)?;
         sender
             .bind(&SocketAddr::V6(std::net::SocketAddrV6::new(source, 0, 0, ifindex)).into())
             .with_context(|| format!("binding the VRRP socket to {source}"))?;
         sender.set_recv_buffer_size(0)?;
-        Ok(VrrpSocketV6 { socket: register(receiver)?, sender: register(sender)?, ifindex })
+        Ok(VrrpSocketV6 { socket: register(receiver)?, sender: register(sender)?, ifindex: send_index })
     }
 
     pub async fn recv(&self, buffer: &mut [u8]) -> io::Result<ReceivedV6> {
