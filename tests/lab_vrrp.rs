@@ -323,6 +323,7 @@ fn lab_v3_ipv6_keepxdp_master_over_keepalived_announces_with_na_and_hands_over()
     let decoded = String::from_utf8_lossy(&capture.stdout);
     ensure!(decoded.contains("Virtual Router Redundancy Protocol"), "tshark saw:\n{decoded}");
     ensure!(!decoded.contains("[Checksum Status: Bad]"), "tshark saw:\n{decoded}");
+    ensure!(decoded.contains("[Checksum Status: Good]"), "tshark saw:\n{decoded}");
     ensure!(decoded.contains("Neighbor Advertisement"), "no unsolicited NA seen:\n{decoded}");
     ensure!(decoded.contains("Target Address: fd00:77::100"), "tshark saw:\n{decoded}");
     node.child.kill9();
@@ -591,5 +592,76 @@ fn lab_use_vmac_puts_the_address_and_the_adverts_on_the_virtual_router_mac() -> 
     ensure!(neighbour.contains("00:00:5e:00:01:33"), "peer's neighbour entry: {neighbour}; node arp_ignore {arp_ignore}; node links {}", lab.node.ip(&["link"])?);
     node.stop()?;
     ensure!(lab.node.ip(&["link", "show", "dev", "vrrp.51"]).is_err(), "the vmac is deleted on stop");
+    Ok(())
+}
+
+/// One cell of the interop matrix: returns the failover time in ms.
+fn interop_case(ipv6: bool, version: u8, unicast: bool, keepxdp_master: bool) -> Result<u128> {
+    let lab = if ipv6 { Lab(VrrpLab::new()?.with_ipv6()?) } else { Lab::new()? };
+    let advert_int = if version == 3 { "0.5" } else { "1" };
+    let (peer_address, node_address) = if ipv6 { ("fd00:77::1", "fd00:77::2") } else { ("10.77.0.1", "10.77.0.2") };
+    let unicast_lines = |own: &str, other: &str| {
+        if unicast { format!("  unicast_src_ip {own}\n  unicast_peer {{\n    {other}\n  }}\n") } else { String::new() }
+    };
+    let config = |interface: &str, priority: u8, state: &str, own: &str, other: &str| {
+        let base = if ipv6 { instance_config_v6(interface, priority, advert_int, state) } else { instance_config(interface, version, priority, advert_int, state, "") };
+        base.replace("  virtual_ipaddress", &format!("{}  virtual_ipaddress", unicast_lines(own, other)))
+    };
+    let holds = |on_node: bool| if ipv6 {
+        if on_node { holds_vip6(&lab.node, "kxnode") } else { holds_vip6(&lab.peer, "kxpeer") }
+    } else if on_node { lab.node_holds_vip() } else { lab.peer_holds_vip() };
+    let (node_priority, peer_priority) = if keepxdp_master { (150, 100) } else { (100, 150) };
+    let (node_state, peer_state) = if keepxdp_master { ("MASTER", "BACKUP") } else { ("BACKUP", "MASTER") };
+    let node_config = config("kxnode", node_priority, node_state, node_address, peer_address);
+    let peer_config = config("kxpeer", peer_priority, peer_state, peer_address, node_address);
+    // The Master first, then the Backup.
+    let (_peer, _node);
+    if keepxdp_master {
+        _node = Some(lab.keepxdp_on_node(&keepxdp_bin()?, &node_config)?);
+        wait_for("the Master (keepxdp) to hold the VIP", Duration::from_secs(8), || holds(true))?;
+        _peer = Some(lab.keepalived_on_peer(&peer_config)?);
+    } else {
+        _peer = Some(lab.keepalived_on_peer(&peer_config)?);
+        wait_for("the Master (keepalived) to hold the VIP", Duration::from_secs(8), || holds(false))?;
+        _node = Some(lab.keepxdp_on_node(&keepxdp_bin()?, &node_config)?);
+    }
+    // Exactly one holder, and it stays that way.
+    std::thread::sleep(Duration::from_secs(3));
+    ensure!(holds(keepxdp_master)? && !holds(!keepxdp_master)?, "not exactly one Master");
+    if keepxdp_master { lab.node.kill_all()? } else { lab.peer.kill_all()? }
+    let took = failover_ms(Duration::from_secs(6), || holds(!keepxdp_master))?;
+    // The Backup (priority 100): Master_Down_Interval = 3 × interval + 156/256 × (1 s for v2,
+    // the interval for v3).
+    let interval_ms: u128 = if version == 3 { 500 } else { 1000 };
+    let skew_ms = if version == 3 { interval_ms * 156 / 256 } else { 609 };
+    ensure!(took <= 3 * interval_ms + skew_ms + 200, "took {took} ms");
+    Ok(took)
+}
+
+#[test]
+fn lab_interop_matrix_v2_v3_ipv6_multicast_unicast_both_orders() -> Result<()> {
+    keepxdp_lab::require_root()?;
+    let mut failures = Vec::new();
+    println!("| family | version | mode | Master | failover ms |");
+    for (ipv6, version) in [(false, 2), (false, 3), (true, 3)] {
+        for unicast in [false, true] {
+            for keepxdp_master in [true, false] {
+                let name = format!(
+                    "| {} | v{version} | {} | {} |",
+                    if ipv6 { "IPv6" } else { "IPv4" },
+                    if unicast { "unicast" } else { "multicast" },
+                    if keepxdp_master { "keepxdp" } else { "keepalived" }
+                );
+                match interop_case(ipv6, version, unicast, keepxdp_master) {
+                    Ok(took) => println!("{name} {took} |"),
+                    Err(error) => {
+                        println!("{name} FAILED |");
+                        failures.push(format!("{name}: {error:#}"));
+                    }
+                }
+            }
+        }
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
