@@ -38,14 +38,7 @@ pub struct Reader<'d> {
 const MAX_INCLUDE_DEPTH: usize = 32;
 
 pub fn read_sources(path: &Path, config_id: &str, diagnostics: &mut Diagnostics) -> Vec<SourceLine> {
-    let mut reader = Reader {
-        config_id: config_id.to_string(),
-        parameters: HashMap::new(),
-        stack: Vec::new(),
-        lines: Vec::new(),
-        logical: 0,
-        diagnostics,
-    };
+    let mut reader = Reader::new(config_id, diagnostics);
     match fs::read_to_string(path) {
         Ok(text) => reader.file(path, &text),
         Err(error) => reader
@@ -58,19 +51,23 @@ pub fn read_sources(path: &Path, config_id: &str, diagnostics: &mut Diagnostics)
 /// Reads configuration text that is not in a file (tests, fuzzing); `include` is resolved
 /// relative to `path`'s directory.
 pub fn read_source_text(path: &Path, text: &str, config_id: &str, diagnostics: &mut Diagnostics) -> Vec<SourceLine> {
-    let mut reader = Reader {
-        config_id: config_id.to_string(),
-        parameters: HashMap::new(),
-        stack: Vec::new(),
-        lines: Vec::new(),
-        logical: 0,
-        diagnostics,
-    };
+    let mut reader = Reader::new(config_id, diagnostics);
     reader.file(path, text);
     reader.lines
 }
 
-impl Reader<'_> {
+impl<'d> Reader<'d> {
+    fn new(config_id: &str, diagnostics: &'d mut Diagnostics) -> Reader<'d> {
+        Reader {
+            config_id: config_id.to_string(),
+            parameters: HashMap::new(),
+            stack: Vec::new(),
+            lines: Vec::new(),
+            logical: 0,
+            diagnostics,
+        }
+    }
+
     fn file(&mut self, path: &Path, text: &str) {
         let canonical = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         self.stack.push(canonical);

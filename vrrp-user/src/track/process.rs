@@ -73,17 +73,10 @@ mod tests {
 
     fn track(process: &str, parameters: Option<&str>, param_match: Option<&str>) -> TrackProcess {
         TrackProcess {
-            name: "t".into(),
-            at: String::new(),
             process: Some(process.into()),
             parameters: parameters.map(String::from),
             param_match: param_match.map(String::from),
-            weight: 0,
-            weight_reverse: false,
-            quorum: 1,
-            quorum_max: None,
-            delay: None,
-            not_implemented: Vec::new(),
+            ..TrackProcess::new("t".into(), String::new())
         }
     }
 

@@ -445,19 +445,7 @@ pub fn script(ctx: &mut Ctx, node: &Node) -> Option<VrrpScript> {
 
 pub fn track_process(ctx: &mut Ctx, node: &Node) -> Option<TrackProcess> {
     let name = ctx.name(node)?;
-    let mut track = TrackProcess {
-        name,
-        at: node.name.pos.to_string(),
-        process: None,
-        parameters: None,
-        param_match: None,
-        weight: 0,
-        weight_reverse: false,
-        quorum: 1,
-        quorum_max: None,
-        delay: None,
-        not_implemented: Vec::new(),
-    };
+    let mut track = TrackProcess::new(name, node.name.pos.to_string());
     const IMPLEMENTED: &[&str] = &["process", "param_match", "weight", "quorum", "quorum_max", "delay"];
     for child in ctx.block(node) {
         match child.keyword() {

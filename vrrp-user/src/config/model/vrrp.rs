@@ -173,6 +173,25 @@ pub struct TrackProcess {
     pub not_implemented: Vec<Kept>,
 }
 
+impl TrackProcess {
+    /// keepalived's defaults: weight 0 (a missing process is FAULT), quorum 1.
+    pub fn new(name: String, at: String) -> TrackProcess {
+        TrackProcess {
+            name,
+            at,
+            process: None,
+            parameters: None,
+            param_match: None,
+            weight: 0,
+            weight_reverse: false,
+            quorum: 1,
+            quorum_max: None,
+            delay: None,
+            not_implemented: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrackFile {
     pub name: String,
