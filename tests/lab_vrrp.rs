@@ -665,3 +665,24 @@ fn lab_interop_matrix_v2_v3_ipv6_multicast_unicast_both_orders() -> Result<()> {
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
+
+#[test]
+fn lab_a_virtual_address_with_its_own_dev_goes_on_that_interface() -> Result<()> {
+    let lab = Lab::new()?;
+    lab.node.ip(&["link", "add", "dev", "kxother", "type", "veth", "peer", "name", "kxotherp"])?;
+    lab.node.ip(&["link", "set", "kxother", "up"])?;
+    lab.node.ip(&["link", "set", "kxotherp", "up"])?;
+    let config = instance_config("kxnode", 2, 150, "1", "MASTER", "").replace(
+        &format!("    {VIP}/24\n"),
+        &format!("    {VIP}/24\n    10.88.0.5/24 dev kxother\n"),
+    );
+    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, &config)?;
+    wait_for("both addresses, each on its interface", Duration::from_secs(5), || {
+        Ok(lab.node_holds_vip()? && lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxother"])?.contains(" 10.88.0.5/24"))
+    })
+    .with_context(|| node.child.log_text())?;
+    ensure!(!lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxnode"])?.contains("10.88.0.5"));
+    node.stop()?;
+    ensure!(!lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxother"])?.contains("10.88.0.5"), "released on stop");
+    Ok(())
+}

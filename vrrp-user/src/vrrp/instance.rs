@@ -304,7 +304,8 @@ pub async fn run<T: AddressTable + RouteTable + LinkTable>(
     if machine.state == State::Backup {
         // A Backup holds none of the addresses: clear what a crashed run may have left.
         for address in &spec.addresses {
-            let _ = table.remove(runtime.address_ifindex, address).await;
+            let (_, index, _) = runtime.placement(address);
+            let _ = table.remove(index, address).await;
         }
     }
     status.send_replace(runtime.status.clone());
@@ -376,9 +377,7 @@ pub async fn run<T: AddressTable + RouteTable + LinkTable>(
                 None => sync_open = false,
             },
             removed = removals.recv(), if removals_open => match removed {
-                Ok(removed) if machine.state == State::Master && removed.ifindex == runtime.address_ifindex => {
-                    runtime.put_back(removed.address).await;
-                }
+                Ok(removed) if machine.state == State::Master => runtime.put_back(removed).await,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => removals_open = false,
             },
@@ -443,7 +442,7 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
             }
             Action::ClaimAddresses => {
                 for address in &self.spec.addresses {
-                    if let Err(error) = self.table.add(self.address_ifindex, address).await {
+                    if let Err(error) = self.table.add(self.placement(address).1, address).await {
                         tracing::error!(instance = self.spec.name, %error, "adding a virtual address failed");
                     }
                 }
@@ -458,7 +457,7 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
                 self.refresh_at = None;
                 self.apply_routes(false).await;
                 for address in &self.spec.addresses {
-                    if let Err(error) = self.table.remove(self.address_ifindex, address).await {
+                    if let Err(error) = self.table.remove(self.placement(address).1, address).await {
                         tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
                     }
                 }
@@ -508,10 +507,13 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
 
     /// Another tool removed one of our addresses while we are Master: add it back and
     /// announce it (keepalived leaves the node Master without it).
-    async fn put_back(&mut self, removed: IpAddr) {
-        let Some(address) = self.spec.addresses.iter().find(|a| a.address == removed) else { return };
-        tracing::warn!(instance = self.spec.name, address = %removed, "virtual address removed by another tool while Master; putting it back");
-        match self.table.add(self.address_ifindex, address).await {
+    async fn put_back(&mut self, removed: Removed) {
+        let spec = self.spec;
+        let Some(address) = spec.addresses.iter().find(|a| a.address == removed.address && self.placement(a).1 == removed.ifindex) else {
+            return;
+        };
+        tracing::warn!(instance = spec.name, address = %removed.address, "virtual address removed by another tool while Master; putting it back");
+        match self.table.add(removed.ifindex, address).await {
             Ok(()) => {
                 self.status.addresses_put_back += 1;
                 self.announce();
@@ -547,17 +549,37 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
         self.announce_times(self.spec.garp_repeat);
     }
 
+    /// Where an address lives: its own `dev` when it names another interface (keepalived's
+    /// `192.168.200.17 dev eth1`), else the instance's interface or its vmac. Returns the
+    /// interface, its index and the MAC announcements carry.
+    fn placement(&self, address: &VirtualAddress) -> (String, u32, [u8; 6]) {
+        if let Some(dev) = address.dev.as_deref().filter(|dev| *dev != self.spec.interface) {
+            if let Ok(index) = nix::net::if_::if_nametoindex(dev) {
+                return (dev.to_string(), index, mac_address(dev).unwrap_or(self.mac));
+            }
+        }
+        let interface = match &self.spec.use_vmac {
+            Some(configured) => vmac_name(configured, self.spec.vrid),
+            None => self.spec.interface.clone(),
+        };
+        (interface, self.address_ifindex, self.mac)
+    }
+
     fn announce_times(&self, times: u32) {
         for _ in 0..times.max(1) {
             for address in &self.spec.addresses {
+                let (interface, index, mac) = self.placement(address);
                 let sent = match address.address {
-                    IpAddr::V4(v4) => self.frames.send(&GratuitousArp::new(self.mac, v4).to_frame()).map_err(anyhow::Error::from),
+                    IpAddr::V4(v4) => {
+                        let frame = GratuitousArp::new(mac, v4).to_frame();
+                        if index == self.address_ifindex {
+                            self.frames.send(&frame).map_err(anyhow::Error::from)
+                        } else {
+                            FrameSocket::open(index).and_then(|socket| Ok(socket.send(&frame)?))
+                        }
+                    }
                     IpAddr::V6(v6) => {
-                        let message = NeighborAdvert::unsolicited(v6, self.mac, false).to_bytes(v6, ALL_NODES);
-                        let (interface, index) = match &self.spec.use_vmac {
-                            Some(configured) => (vmac_name(configured, self.spec.vrid), self.address_ifindex),
-                            None => (self.spec.interface.clone(), self.spec.ifindex),
-                        };
+                        let message = NeighborAdvert::unsolicited(v6, mac, false).to_bytes(v6, ALL_NODES);
                         send_unsolicited_na(&interface, index, v6, &message)
                     }
                 };
