@@ -553,11 +553,10 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
     /// `192.168.200.17 dev eth1`), else the instance's interface or its vmac. Returns the
     /// interface, its index and the MAC announcements carry.
     fn placement(&self, address: &VirtualAddress) -> (String, u32, [u8; 6]) {
-        if let Some(dev) = address.dev.as_deref().filter(|dev| *dev != self.spec.interface) {
-            if let Ok(index) = nix::net::if_::if_nametoindex(dev) {
+        if let Some(dev) = address.dev.as_deref().filter(|dev| *dev != self.spec.interface)
+            && let Ok(index) = nix::net::if_::if_nametoindex(dev) {
                 return (dev.to_string(), index, mac_address(dev).unwrap_or(self.mac));
             }
-        }
         let interface = match &self.spec.use_vmac {
             Some(configured) => vmac_name(configured, self.spec.vrid),
             None => self.spec.interface.clone(),
