@@ -686,3 +686,44 @@ fn lab_a_virtual_address_with_its_own_dev_goes_on_that_interface() -> Result<()>
     ensure!(!lab.node.ip(&["-o", "-4", "addr", "show", "dev", "kxother"])?.contains("10.88.0.5"), "released on stop");
     Ok(())
 }
+
+#[test]
+fn lab_malformed_adverts_that_pass_the_guard_are_counted_and_never_crash_the_daemon() -> Result<()> {
+    use keepxdp_lab::{frames::Advert, netns::send_frames};
+    let lab = Lab::new()?;
+    // A real Master keeps keepxdp Backup for the whole test.
+    let _peer = lab.keepalived_on_peer(&instance_config("kxpeer", 2, 150, "1", "MASTER", ""))?;
+    wait_for("keepalived Master", Duration::from_secs(5), || lab.peer_holds_vip())?;
+    let node = lab.keepxdp(2, 100, "1")?;
+    wait_for("keepxdp Backup", Duration::from_secs(5), || Ok(vrrp_state(&node)? == "Backup"))?;
+    // Well-formed for the guard (TTL, version, type, VRID, length), broken for the daemon:
+    // a bad checksum, and 300 frames of random bytes after a valid header.
+    let mut frames = Vec::new();
+    let good = Advert::v2(51, "10.77.0.1", &[VIP]).frame();
+    let mut bad_checksum = good.clone();
+    let last = bad_checksum.len() - 1;
+    bad_checksum[last] ^= 0xff;
+    frames.push(bad_checksum);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..300 {
+        let mut frame = good.clone();
+        for byte in frame.iter_mut().skip(14 + 20 + 4) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *byte = seed as u8;
+        }
+        frames.push(frame);
+    }
+    send_frames(&lab.peer, "kxpeer", frames)?;
+    wait_for("the malformed adverts counted", Duration::from_secs(3), || {
+        let seen = status(&node)?;
+        Ok(seen["vrrp"][0]["malformed"].as_u64().unwrap_or(0) >= 1)
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = status(&node)?;
+    ensure!(vrrp_state(&node)? == "Backup", "garbage must not make it Master or flap it: {seen}");
+    let mut node = node;
+    node.child.check_running()?;
+    Ok(())
+}
