@@ -7,5 +7,6 @@ pub mod link;
 pub mod notify;
 pub mod reload;
 pub mod socket;
+pub mod spec;
 pub mod sync;
 pub mod wire;
