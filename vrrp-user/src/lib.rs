@@ -6,6 +6,7 @@
 //! - `vrrp`: the VRRP protocol: wire format and the election state machine
 //! - `daemon`: `keepxdp run`, wiring the above together
 pub mod bpf;
+pub mod check;
 pub mod config;
 pub mod ctl;
 pub mod daemon;

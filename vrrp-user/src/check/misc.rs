@@ -1,0 +1,87 @@
+//! MISC_CHECK: run a command; its exit code is the verdict (see `Outcome::from_misc_exit`).
+use std::{process::Stdio, time::Duration};
+
+use tokio::process::Command;
+
+use super::outcome::Outcome;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiscProbe {
+    /// `misc_path`, split like keepalived's scripts (`track::script::argv`).
+    pub argv: Vec<String>,
+    /// `misc_timeout`, else `delay_loop`: the command is killed after this long.
+    pub timeout: Duration,
+    /// `misc_dynamic`.
+    pub dynamic: bool,
+}
+
+impl MiscProbe {
+    pub async fn run(&self) -> Outcome {
+        let Some((program, args)) = self.argv.split_first() else {
+            return Outcome::down("empty misc_path");
+        };
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => return Outcome::down(format!("cannot run {program}: {e}")),
+        };
+        match tokio::time::timeout(self.timeout, child.wait()).await {
+            Ok(Ok(status)) => Outcome::from_misc_exit(status.code(), self.dynamic),
+            Ok(Err(e)) => Outcome::down(format!("waiting for {program}: {e}")),
+            Err(_) => Outcome::down(format!("{program} timed out after {:?}", self.timeout)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::script::argv;
+
+    fn misc(command: &str, dynamic: bool) -> MiscProbe {
+        MiscProbe {
+            argv: argv(command),
+            timeout: Duration::from_secs(5),
+            dynamic,
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_codes_with_misc_dynamic() {
+        assert_eq!(misc("/bin/sh -c 'exit 0'", true).run().await, Outcome::Up);
+        assert!(!misc("/bin/sh -c 'exit 1'", true).run().await.is_up());
+        assert_eq!(
+            misc("/bin/sh -c 'exit 2'", true).run().await,
+            Outcome::UpWithWeight { weight: 0 }
+        );
+        assert_eq!(
+            misc("/bin/sh -c 'exit 7'", true).run().await,
+            Outcome::UpWithWeight { weight: 5 }
+        );
+    }
+
+    #[tokio::test]
+    async fn without_misc_dynamic_only_zero_is_up() {
+        assert_eq!(misc("/bin/sh -c 'exit 0'", false).run().await, Outcome::Up);
+        assert!(!misc("/bin/sh -c 'exit 7'", false).run().await.is_up());
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_down() {
+        let probe = MiscProbe {
+            timeout: Duration::from_millis(100),
+            ..misc("/bin/sleep 5", false)
+        };
+        let outcome = probe.run().await;
+        assert!(
+            matches!(&outcome, Outcome::Down { reason } if reason.contains("timed out")),
+            "{outcome:?}"
+        );
+    }
+}

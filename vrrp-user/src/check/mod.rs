@@ -1,0 +1,23 @@
+//! Health checkers: keepalived's TCP_CHECK, HTTP_GET, SSL_GET and MISC_CHECK, probing real
+//! servers and publishing their health.
+//!
+//! - `outcome`: what one probe found
+//! - `probe`: the settings a checker runs with (resolved from the config) and TCP_CHECK
+//! - `http`: HTTP_GET and SSL_GET (a minimal HTTP/1.x client, TLS without verification)
+//! - `misc`: MISC_CHECK
+//! - `retry`: the pure retry/up/down state machine
+//! - `scheduler`: one task per checker, bounded concurrency, a real server's health
+//!
+//! DNS_CHECK, SMTP_CHECK, UDP_CHECK, PING_CHECK, FILE_CHECK and BFD_CHECK are not
+//! implemented: such checkers are skipped with a warning.
+pub mod http;
+pub mod misc;
+pub mod outcome;
+pub mod probe;
+pub mod retry;
+pub mod scheduler;
+
+pub use outcome::Outcome;
+pub use probe::{Probe, ProbeKind};
+pub use retry::{Action, RetryState, Timing};
+pub use scheduler::{CheckerTask, HealthSink, RunProbe, spawn, tasks_from_config};
