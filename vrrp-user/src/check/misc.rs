@@ -1,9 +1,8 @@
 //! MISC_CHECK: run a command; its exit code is the verdict (see `Outcome::from_misc_exit`).
-use std::{process::Stdio, time::Duration};
-
-use tokio::process::Command;
+use std::time::Duration;
 
 use super::outcome::Outcome;
+use crate::track::script::{Ended, run_command};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MiscProbe {
@@ -17,24 +16,10 @@ pub struct MiscProbe {
 
 impl MiscProbe {
     pub async fn run(&self) -> Outcome {
-        let Some((program, args)) = self.argv.split_first() else {
-            return Outcome::down("empty misc_path");
-        };
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(e) => return Outcome::down(format!("cannot run {program}: {e}")),
-        };
-        match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(Ok(status)) => Outcome::from_misc_exit(status.code(), self.dynamic),
-            Ok(Err(e)) => Outcome::down(format!("waiting for {program}: {e}")),
-            Err(_) => Outcome::down(format!("{program} timed out after {:?}", self.timeout)),
+        match run_command(&self.argv, self.timeout).await {
+            Ended::Exited(code) => Outcome::from_misc_exit(code, self.dynamic),
+            Ended::Failed(reason) => Outcome::down(reason),
+            Ended::TimedOut => Outcome::down(format!("{} timed out after {:?}", self.argv.join(" "), self.timeout)),
         }
     }
 }

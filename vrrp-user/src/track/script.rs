@@ -77,9 +77,19 @@ pub fn check_security(program: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One run: true when the script exits 0 within `timeout`.
-pub async fn run_once(argv: &[String], timeout: Duration) -> bool {
-    let Some((program, args)) = argv.split_first() else { return false };
+/// How a command run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Exit code (None when killed by a signal).
+    Exited(Option<i32>),
+    /// Could not be started or waited for.
+    Failed(String),
+    TimedOut,
+}
+
+/// Runs a command (output discarded), killing it after `timeout`.
+pub async fn run_command(argv: &[String], timeout: Duration) -> Ended {
+    let Some((program, args)) = argv.split_first() else { return Ended::Failed("empty command".into()) };
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -87,11 +97,20 @@ pub async fn run_once(argv: &[String], timeout: Duration) -> bool {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn();
-    let Ok(mut child) = child else { return false };
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => return Ended::Failed(format!("cannot run {program}: {error}")),
+    };
     match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        _ => false,
+        Ok(Ok(status)) => Ended::Exited(status.code()),
+        Ok(Err(error)) => Ended::Failed(format!("waiting for {program}: {error}")),
+        Err(_) => Ended::TimedOut,
     }
+}
+
+/// One run: true when the script exits 0 within `timeout`.
+pub async fn run_once(argv: &[String], timeout: Duration) -> bool {
+    run_command(argv, timeout).await == Ended::Exited(Some(0))
 }
 
 /// Runs `script` forever, publishing its reading.
