@@ -118,7 +118,10 @@ impl Dataplane {
         let kept = Self::link_pin(pin_dir, interface);
         if kept.exists() {
             tracing::info!(interface, "replacing the guard a previous keepxdp left attached");
-            fs::remove_file(&kept).with_context(|| format!("removing {}", kept.display()))?;
+            // Detach now: dropping the last reference releases the link only later (deferred
+            // in the kernel), and attaching meanwhile fails with EEXIST.
+            detach_pinned_link(&kept);
+            let _ = fs::remove_file(&kept);
         }
         self.attach(interface)
     }
@@ -234,6 +237,32 @@ impl Dataplane {
                 Err(error) => tracing::warn!(interface, %error, "detaching the VRRP guard"),
             }
         }
+    }
+}
+
+/// BPF_OBJ_GET + BPF_LINK_DETACH on a pinned link: takes the program off its hook at once.
+fn detach_pinned_link(pin: &Path) {
+    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+    let Ok(path) = std::ffi::CString::new(pin.as_os_str().as_bytes()) else { return };
+    // union bpf_attr, obj_get member: { __u64 pathname; __u32 bpf_fd; __u32 file_flags; }.
+    let mut attr = [0u8; 128];
+    attr[..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
+    // SAFETY: a zeroed bpf_attr of the size passed; the path outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, attr.as_ptr(), attr.len()) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    let link = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    // link_detach member: { __u32 link_fd; }.
+    let mut attr = [0u8; 128];
+    attr[..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&link) as u32).to_ne_bytes());
+    // SAFETY: as above.
+    let result = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_DETACH, attr.as_ptr(), attr.len()) };
+    if result < 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "detaching the previous guard");
     }
 }
 
