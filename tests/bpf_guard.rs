@@ -4,7 +4,10 @@ use anyhow::Result;
 use keepxdp::config::Family::{Ipv4, Ipv6};
 use keepxdp_lab::frames::{Advert, tcp_syn};
 use keepxdp_tests::{counter, guard_with, instance};
-use vrrp_common::guard::{FAMILY_IPV4, FAMILY_IPV6, GuardReason};
+use vrrp_common::{
+    guard::{FAMILY_IPV4, FAMILY_IPV6, GuardReason},
+    lvs::LvsReason,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -171,11 +174,13 @@ fn bpf_a_multicast_instance_accepts_any_source() -> Result<()> {
 #[test]
 fn bpf_non_vrrp_traffic_is_tail_called_into_the_balancer() -> Result<()> {
     let mut guard = guard_with(&[instance(51, Ipv4, &[])])?;
-    let frame = tcp_syn([10, 0, 0, 100]);
+    // A fragment: the balancer passes it to the stack and counts it, which shows it ran.
+    let mut frame = tcp_syn([10, 0, 0, 100]);
+    frame[14 + 6] = 0x20;
     let (verdict, out) = guard.run_guard(&frame)?;
-    assert_eq!(verdict, XDP_PASS, "the balancer stand-in passes");
+    assert_eq!(verdict, XDP_PASS, "the balancer passes fragments");
     assert_eq!(out, frame);
-    assert_eq!(guard.balancer_hits()?, 1, "the frame reached the balancer");
+    assert_eq!(guard.balancer_reason_count(LvsReason::Fragment)?, 1, "the frame reached the balancer");
     assert!(guard.guard_stat_totals()?.is_empty(), "non-VRRP frames are not guard decisions");
     Ok(())
 }
@@ -184,11 +189,12 @@ fn bpf_non_vrrp_traffic_is_tail_called_into_the_balancer() -> Result<()> {
 fn bpf_non_vrrp_traffic_passes_to_the_stack_when_the_balancer_slot_is_empty() -> Result<()> {
     let mut guard = guard_with(&[instance(51, Ipv4, &[])])?;
     guard.unchain_balancer()?;
-    let frame = tcp_syn([10, 0, 0, 100]);
+    let mut frame = tcp_syn([10, 0, 0, 100]);
+    frame[14 + 6] = 0x20;
     let (verdict, out) = guard.run_guard(&frame)?;
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out, frame);
-    assert_eq!(guard.balancer_hits()?, 0);
+    assert_eq!(guard.balancer_reason_count(LvsReason::Fragment)?, 0);
     // A non-IP frame (ARP) goes the same way.
     let mut arp = frame.clone();
     arp[12..14].copy_from_slice(&[0x08, 0x06]);

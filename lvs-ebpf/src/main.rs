@@ -1,34 +1,150 @@
 //! keepxdp's balancer program, tail-called by the VRRP guard for every non-VRRP frame.
 //!
-//! Until the balancer is built (its own issue) this is a stand-in that only counts the
-//! frames it receives and passes them to the stack, so the tail call can be tested. The
-//! object also carries `xdp_pass`, a bare XDP_PASS: the benchmarks' baseline, and what lab
-//! veth/bridge ports carry so native XDP_TX frames are delivered to them.
+//! Parse (Ethernet, IPv4/IPv6, TCP/UDP/SCTP ports) → service lookup → this node Master for
+//! the VIP? → backend choice (Maglev ring, state only where a flow must stay put) → DR / NAT /
+//! TUN rewrite → XDP_TX or redirect. Frames for no service go to the stack (NAT replies are
+//! translated back first). Counters are the observability: the fast path logs nothing.
+//!
+//! The object also carries the baselines and load tools of `cargo xtask bench` (`bench.rs`)
+//! and `xdp_pass`, what lab bridge ports carry so native XDP_TX frames are delivered to them.
 #![no_std]
 #![no_main]
 
+mod bench;
+mod choose;
+mod csum;
+mod forward;
+mod maps;
+mod parse;
+
 use aya_ebpf::{
-    bindings::xdp_action::XDP_PASS,
-    macros::{map, xdp},
-    maps::PerCpuArray,
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    macros::xdp,
     programs::XdpContext,
 };
+use vrrp_common::lvs::{
+    BACKEND_RESOLVED, FWD_DR, FWD_MASK, FWD_NAT, FWD_TUN, LvsReason, NO_BACKEND, NatReverse, VIP_MASTER,
+};
 
-/// Frames that reached the balancer, per CPU (index 0).
-#[map(name = "lvs_hits")]
-static LVS_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+use crate::{
+    choose::{choose, find_service, nat_reply_key},
+    maps::{BACKEND_STATS, BACKENDS, CONFIG, DROPS, NAT, SERVICE_STATS, VIP_STATE},
+    parse::{Packet, Parsed, parse},
+};
 
-#[xdp]
-pub fn lvs_balancer(_ctx: XdpContext) -> u32 {
-    if let Some(hits) = LVS_HITS.get_ptr_mut(0) {
-        unsafe { *hits += 1 };
+#[inline(always)]
+fn count(reason: LvsReason) {
+    if let Some(counter) = DROPS.get_ptr_mut(reason as u32) {
+        unsafe { *counter += 1 };
     }
-    XDP_PASS
+}
+
+/// Bumps one field of a service's per-CPU counters.
+macro_rules! service_stat {
+    ($index:expr, $field:ident) => {
+        if let Some(stats) = SERVICE_STATS.get_ptr_mut($index) {
+            unsafe { (*stats).$field += 1 };
+        }
+    };
 }
 
 #[xdp]
-pub fn xdp_pass(_ctx: XdpContext) -> u32 {
-    XDP_PASS
+pub fn lvs_balancer(ctx: XdpContext) -> u32 {
+    balance(&ctx)
+}
+
+#[inline(always)]
+pub fn balance(ctx: &XdpContext) -> u32 {
+    let packet = match parse(ctx) {
+        Parsed::Packet(packet) => packet,
+        Parsed::Other => return XDP_PASS,
+        Parsed::Pass(reason) => {
+            count(reason);
+            return XDP_PASS;
+        }
+    };
+    let Some(service) = find_service(&packet) else { return reply_or_pass(ctx, &packet) };
+    match VIP_STATE.get(service.vip_index) {
+        Some(state) if *state == VIP_MASTER => {}
+        _ => {
+            service_stat!(service.index, not_master);
+            return XDP_PASS;
+        }
+    }
+    let mut choice = choose(&packet, service);
+    if choice.backend == NO_BACKEND {
+        if service.sorry_backend == NO_BACKEND {
+            service_stat!(service.index, no_backend);
+            return XDP_DROP;
+        }
+        service_stat!(service.index, sorry);
+        choice.backend = service.sorry_backend;
+    }
+    let Some(backend) = BACKENDS.get_ptr_mut(choice.backend) else { return XDP_PASS };
+    let backend = unsafe { &mut *backend };
+    if backend.flags & BACKEND_RESOLVED == 0 && !forward::resolve(ctx, backend, packet.ipv6) {
+        // The kernel resolves the neighbour when it handles a packet for it; meanwhile the
+        // stack gets this one.
+        service_stat!(service.index, unresolved);
+        return XDP_PASS;
+    }
+    let kind = service.flags & FWD_MASK;
+    let verdict = if kind == FWD_DR {
+        Some(forward::direct_route(ctx, backend))
+    } else if kind == FWD_NAT {
+        if choice.new_flow {
+            remember_client(ctx, &packet, backend, service.index, choice.backend);
+        }
+        forward::nat_forward(ctx, &packet, backend)
+    } else if kind == FWD_TUN {
+        forward::tunnel(ctx, &packet, backend)
+    } else {
+        None
+    };
+    let Some(verdict) = verdict else {
+        service_stat!(service.index, encap_failed);
+        return XDP_DROP;
+    };
+    if let Some(stats) = BACKEND_STATS.get_ptr_mut(choice.backend) {
+        let stats = unsafe { &mut *stats };
+        stats.packets += 1;
+        stats.bytes += packet.frame_len as u64;
+        stats.new_flows += choice.new_flow as u64;
+    }
+    verdict
+}
+
+/// NAT: the reply entry for a new connection (written before the frame is rewritten).
+#[inline(always)]
+fn remember_client(ctx: &XdpContext, packet: &Packet, backend: &vrrp_common::lvs::Backend, service: u32, index: u32) {
+    let Some((client_mac, our_mac)) = forward::client_side(ctx) else { return };
+    let key = nat_reply_key(&packet.flow, &backend.addr, backend.port);
+    let entry = NatReverse {
+        vip: packet.flow.dst,
+        vip_port: packet.flow.dst_port,
+        family: packet.flow.family,
+        _pad: 0,
+        ifindex: ctx.ingress_ifindex() as u32,
+        last_seen: 0,
+        client_mac,
+        our_mac,
+        service,
+        backend: index,
+    };
+    let _ = NAT.insert(&key, &entry, 0);
+}
+
+/// Not a service: a NAT reply to translate back, or traffic for the stack.
+#[inline(always)]
+fn reply_or_pass(ctx: &XdpContext, packet: &Packet) -> u32 {
+    match CONFIG.get(0) {
+        Some(config) if config.nat_services != 0 => {}
+        _ => return XDP_PASS,
+    }
+    let Some(entry) = (unsafe { NAT.get(&packet.flow) }) else { return XDP_PASS };
+    let entry = *entry;
+    count(LvsReason::NatReverse);
+    forward::nat_reverse(ctx, packet, &entry).unwrap_or(XDP_DROP)
 }
 
 #[cfg(not(test))]

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod guard;
+pub mod lvs;
 pub mod pins;
 
 #[cfg(feature = "user")]

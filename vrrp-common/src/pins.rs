@@ -14,8 +14,24 @@ pub const MAP_GUARD_STATS: &str = "guard_stats";
 /// vrrp-ebpf: PROG_ARRAY; slot `LVS_PROG_SLOT` holds the balancer.
 pub const MAP_LVS_PROGS: &str = "lvs_progs";
 pub const LVS_PROG_SLOT: u32 = 0;
-/// lvs-ebpf (stand-in balancer): per-CPU array[1] of packets that reached it.
-pub const MAP_LVS_HITS: &str = "lvs_hits";
+/// lvs-ebpf: array of `Service`, open-addressed by `lvs::service_slot_hash`.
+pub const MAP_LVS_SERVICES: &str = "lvs_services";
+/// lvs-ebpf: array of `Backend`.
+pub const MAP_LVS_BACKENDS: &str = "lvs_backends";
+/// lvs-ebpf: array of ring slots (`lvs::ring_slot`), one range per service.
+pub const MAP_LVS_MAGLEV: &str = "lvs_maglev";
+/// lvs-ebpf: array of u32 `VIP_MASTER`/`VIP_BACKUP`, indexed by `Service::vip_index`.
+pub const MAP_VIP_STATE: &str = "vip_state";
+/// lvs-ebpf: per-CPU LRU `FlowKey -> Flow`.
+pub const MAP_LVS_CONNTRACK: &str = "lvs_conntrack";
+/// lvs-ebpf: shared LRU `FlowKey (reply) -> NatReverse`.
+pub const MAP_LVS_NAT: &str = "lvs_nat";
+/// lvs-ebpf: array[1] of `LvsConfig`.
+pub const MAP_LVS_CONFIG: &str = "lvs_config";
+/// lvs-ebpf: per-CPU arrays of `BackendStats` / `ServiceStats`; per-CPU u64 by `LvsReason`.
+pub const MAP_LVS_BACKEND_STATS: &str = "lvs_be_stats";
+pub const MAP_LVS_SERVICE_STATS: &str = "lvs_svc_stats";
+pub const MAP_LVS_DROPS: &str = "lvs_drops";
 
 /// XDP programs.
 pub const PROG_VRRP_GUARD: &str = "vrrp_guard";

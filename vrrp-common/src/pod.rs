@@ -6,3 +6,14 @@ unsafe impl aya::Pod for VridKey {}
 unsafe impl aya::Pod for VridConfig {}
 unsafe impl aya::Pod for PeerKey {}
 unsafe impl aya::Pod for GuardStatKey {}
+
+use crate::lvs::{Backend, BackendStats, Flow, FlowKey, LvsConfig, NatReverse, Service, ServiceStats};
+
+unsafe impl aya::Pod for Service {}
+unsafe impl aya::Pod for Backend {}
+unsafe impl aya::Pod for FlowKey {}
+unsafe impl aya::Pod for Flow {}
+unsafe impl aya::Pod for NatReverse {}
+unsafe impl aya::Pod for LvsConfig {}
+unsafe impl aya::Pod for BackendStats {}
+unsafe impl aya::Pod for ServiceStats {}

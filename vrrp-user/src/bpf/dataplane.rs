@@ -7,20 +7,68 @@ use std::{
 
 use anyhow::{Context, Result, anyhow};
 use aya::{
-    Ebpf,
-    maps::{HashMap, MapData, ProgramArray},
+    Ebpf, EbpfLoader,
+    maps::{HashMap, Map, MapData, ProgramArray},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use serde::Serialize;
 use vrrp_common::{
     guard::{PeerKey, VridConfig, VridKey},
     pins::{
-        LVS_PROG_SLOT, MAP_GUARD_STATS, MAP_LVS_HITS, MAP_LVS_PROGS, MAP_PEERS, MAP_VRIDS,
+        LVS_PROG_SLOT, MAP_GUARD_STATS, MAP_LVS_BACKEND_STATS, MAP_LVS_BACKENDS, MAP_LVS_CONFIG,
+        MAP_LVS_CONNTRACK, MAP_LVS_DROPS, MAP_LVS_MAGLEV, MAP_LVS_NAT, MAP_LVS_PROGS,
+        MAP_LVS_SERVICE_STATS, MAP_LVS_SERVICES, MAP_PEERS, MAP_VIP_STATE, MAP_VRIDS,
         PIN_PROG_LVS_BALANCER, PIN_PROG_VRRP_GUARD, PROG_LVS_BALANCER, PROG_VRRP_GUARD,
     },
 };
 
-use super::{GuardMaps, LVS_EBPF, VRRP_EBPF};
+use super::{GuardMaps, LVS_EBPF, VRRP_EBPF, ring_memory::RingMemory};
+
+/// Sizes of the balancer's maps, fixed when the object is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LvsLimits {
+    /// Services (each gets a ring of `maglev_size` slots and a counters row).
+    pub max_services: u32,
+    /// Maglev ring size per service: a prime larger than 100 × the backends of a service.
+    pub maglev_size: u32,
+    /// Per-CPU conntrack entries.
+    pub conntrack_entries: u32,
+    /// Shared NAT entries (two per NAT connection).
+    pub nat_entries: u32,
+}
+
+impl Default for LvsLimits {
+    fn default() -> Self {
+        use vrrp_common::lvs::*;
+        Self {
+            max_services: DEFAULT_MAX_SERVICES,
+            maglev_size: DEFAULT_MAGLEV_SIZE,
+            conntrack_entries: DEFAULT_CONNTRACK_ENTRIES,
+            nat_entries: DEFAULT_NAT_ENTRIES,
+        }
+    }
+}
+
+/// How to load the data plane.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub limits: LvsLimits,
+    /// Flow state (`lvs_conntrack`, `lvs_nat`) lives in pins here: a keepxdp restarted over
+    /// a running data plane (`--keep-dataplane`) adopts the flows instead of forgetting them.
+    pub state_pin_dir: Option<PathBuf>,
+}
+
+/// The balancer's maps that `pin` pins (flow state is pinned at load, see `LoadOptions`).
+const LVS_PINNED_MAPS: [&str; 8] = [
+    MAP_LVS_SERVICES,
+    MAP_LVS_BACKENDS,
+    MAP_LVS_MAGLEV,
+    MAP_VIP_STATE,
+    MAP_LVS_CONFIG,
+    MAP_LVS_BACKEND_STATS,
+    MAP_LVS_SERVICE_STATS,
+    MAP_LVS_DROPS,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +91,8 @@ pub struct Attachment {
 pub struct Dataplane {
     guard: Ebpf,
     lvs: Ebpf,
+    limits: LvsLimits,
+    rings: Option<RingMemory>,
     attachments: Vec<Attachment>,
     pins: Vec<PathBuf>,
     /// `--keep-dataplane`: on drop, leave programs attached and pinned.
@@ -59,13 +109,59 @@ fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
 impl Dataplane {
     /// Loads both objects into the kernel and puts the balancer in the guard's tail-call slot.
     pub fn load() -> Result<Self> {
+        Self::load_with(&LoadOptions::default())
+    }
+
+    pub fn load_with(options: &LoadOptions) -> Result<Self> {
+        let limits = options.limits;
         let mut guard = Ebpf::load(VRRP_EBPF).context("loading the VRRP guard object")?;
-        let mut lvs = Ebpf::load(LVS_EBPF).context("loading the balancer object")?;
+        let ring_slots = limits
+            .max_services
+            .checked_mul(limits.maglev_size)
+            .ok_or_else(|| anyhow!("max services × Maglev size overflows"))?;
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(MAP_LVS_MAGLEV, ring_slots)
+            .map_max_entries(MAP_LVS_SERVICE_STATS, limits.max_services)
+            .map_max_entries(MAP_LVS_CONNTRACK, limits.conntrack_entries)
+            .map_max_entries(MAP_LVS_NAT, limits.nat_entries);
+        if let Some(dir) = &options.state_pin_dir {
+            for name in [MAP_LVS_CONNTRACK, MAP_LVS_NAT] {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut lvs = loader.load(LVS_EBPF).context("loading the balancer object")?;
         xdp_program(&mut guard, PROG_VRRP_GUARD)?.load().context("verifying vrrp_guard")?;
         xdp_program(&mut lvs, PROG_LVS_BALANCER)?.load().context("verifying lvs_balancer")?;
-        let mut dataplane = Self { guard, lvs, attachments: Vec::new(), pins: Vec::new(), keep: false };
+        let rings = match lvs.map(MAP_LVS_MAGLEV) {
+            Some(Map::Array(data)) => RingMemory::map(data.fd(), ring_slots as usize)?,
+            _ => return Err(anyhow!("the balancer object has no array {MAP_LVS_MAGLEV}")),
+        };
+        let mut pins = Vec::new();
+        if let Some(dir) = &options.state_pin_dir {
+            pins.extend([MAP_LVS_CONNTRACK, MAP_LVS_NAT].map(|name| dir.join(name)));
+        }
+        let mut dataplane =
+            Self { guard, lvs, limits, rings: Some(rings), attachments: Vec::new(), pins, keep: false };
         dataplane.chain_balancer()?;
         Ok(dataplane)
+    }
+
+    pub fn limits(&self) -> LvsLimits {
+        self.limits
+    }
+
+    pub(super) fn rings(&mut self) -> Result<&RingMemory> {
+        self.rings.as_ref().ok_or_else(|| anyhow!("the Maglev rings are not mapped"))
+    }
+
+    pub(super) fn rings_ref(&self) -> Result<&RingMemory> {
+        self.rings.as_ref().ok_or_else(|| anyhow!("the Maglev rings are not mapped"))
+    }
+
+    /// The balancer's object, read-only.
+    pub fn balancer(&self) -> &Ebpf {
+        &self.lvs
     }
 
     fn chain_balancer(&mut self) -> Result<()> {
@@ -117,6 +213,10 @@ impl Dataplane {
     pub fn attach_in(&mut self, interface: &str, pin_dir: &Path) -> Result<&Attachment> {
         let kept = Self::link_pin(pin_dir, interface);
         if kept.exists() {
+            match self.replace_kept(interface, &kept) {
+                Ok(()) => return Ok(self.attachments.last().unwrap()),
+                Err(error) => tracing::warn!(interface, "cannot replace the kept guard atomically ({error:#}); detaching it first"),
+            }
             tracing::info!(interface, "replacing the guard a previous keepxdp left attached");
             // Detach now: dropping the last reference releases the link only later (deferred
             // in the kernel), and attaching meanwhile fails with EEXIST.
@@ -124,6 +224,22 @@ impl Dataplane {
             let _ = fs::remove_file(&kept);
         }
         self.attach(interface)
+    }
+
+    /// A guard a previous keepxdp left attached (`--keep-dataplane`): swap our program into
+    /// its link in one step (BPF_LINK_UPDATE), so no frame meets an interface without XDP.
+    fn replace_kept(&mut self, interface: &str, kept: &Path) -> Result<()> {
+        use aya::programs::{links::PinnedLink, xdp::XdpLink};
+        let ifindex = nix::net::if_::if_nametoindex(interface)
+            .with_context(|| format!("interface {interface} does not exist"))?;
+        let pinned = PinnedLink::from_pin(kept).with_context(|| format!("opening {}", kept.display()))?;
+        let fd_link = pinned.unpin().with_context(|| format!("unpinning {}", kept.display()))?;
+        let link = XdpLink::try_from(fd_link).context("the kept link is not an XDP link")?;
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
+        let link = program.attach_to_link(link).context("BPF_LINK_UPDATE")?;
+        tracing::info!(interface, ifindex, "VRRP guard replaced in place (kept link adopted)");
+        self.attachments.push(Attachment { interface: interface.to_string(), ifindex, mode: AttachMode::Native, link });
+        Ok(())
     }
 
     /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
@@ -177,8 +293,10 @@ impl Dataplane {
             let map = self.guard.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
             pin_one(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
         }
-        let hits = self.lvs.map(MAP_LVS_HITS).ok_or_else(|| anyhow!("no map {MAP_LVS_HITS}"))?;
-        pin_one(dir.join(MAP_LVS_HITS), &mut |p| Ok(hits.pin(p)?))?;
+        for name in LVS_PINNED_MAPS {
+            let map = self.lvs.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
+            pin_one(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
+        }
         let guard = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
         pin_one(dir.join(PIN_PROG_VRRP_GUARD), &mut |p| Ok(guard.pin(p)?))?;
         let balancer = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
@@ -283,11 +401,11 @@ impl Dataplane {
         super::guard_stat_totals(&stats)
     }
 
-    /// Frames that reached the balancer (total over CPUs).
-    pub fn balancer_hits(&self) -> Result<u64> {
-        let map = self.lvs.map(MAP_LVS_HITS).ok_or_else(|| anyhow!("no map {MAP_LVS_HITS}"))?;
-        let hits: aya::maps::PerCpuArray<&MapData, u64> = aya::maps::PerCpuArray::try_from(map)?;
-        Ok(hits.get(&0, 0)?.iter().sum())
+    /// The balancer's count of one `LvsReason` (total over CPUs).
+    pub fn balancer_reason_count(&self, reason: vrrp_common::lvs::LvsReason) -> Result<u64> {
+        let map = self.lvs.map(MAP_LVS_DROPS).ok_or_else(|| anyhow!("no map {MAP_LVS_DROPS}"))?;
+        let counts: aya::maps::PerCpuArray<&MapData, u64> = aya::maps::PerCpuArray::try_from(map)?;
+        Ok(counts.get(&(reason as u32), 0)?.iter().sum())
     }
 
     /// Empties the tail-call slot: the guard then passes non-VRRP frames to the stack itself.

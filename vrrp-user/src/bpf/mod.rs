@@ -4,11 +4,14 @@
 mod bpffs;
 mod dataplane;
 mod guard_maps;
+mod lvs_maps;
+mod ring_memory;
 mod objects;
 mod stats;
 
 pub use bpffs::{BpffsMount, ensure_bpffs};
-pub use dataplane::{AttachMode, Attachment, Dataplane};
+pub use dataplane::{AttachMode, Attachment, Dataplane, LoadOptions, LvsLimits};
+pub use lvs_maps::LvsMaps;
 pub use guard_maps::{GuardEntries, GuardInstance, GuardMaps, guard_entries};
 pub use objects::{LVS_EBPF, VRRP_EBPF};
 pub use stats::{GuardStatRow, format_table, guard_stat_totals, read_guard_stats, rows_from_counts};

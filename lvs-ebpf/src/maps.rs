@@ -1,0 +1,55 @@
+//! Every map of the balancer, with its size and why (types and limits: vrrp_common::lvs).
+//! Sizes marked "configurable" are defaults the controller overrides at load time.
+use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
+    macros::map,
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray},
+};
+use vrrp_common::lvs::{
+    Backend, BackendStats, DEFAULT_CONNTRACK_ENTRIES, DEFAULT_MAGLEV_SIZE, DEFAULT_MAX_SERVICES,
+    DEFAULT_NAT_ENTRIES, Flow, FlowKey, LVS_REASONS, LvsConfig, MAX_BACKENDS, MAX_VIPS, NatReverse,
+    SERVICE_SLOTS, Service, ServiceStats,
+};
+
+/// (VIP, port, proto) → service, open-addressed: an inlined array lookup per probe.
+#[map(name = "lvs_services")]
+pub static SERVICES: Array<Service> = Array::with_max_entries(SERVICE_SLOTS, 0);
+
+/// Backend index → address, port, MACs, egress, flags.
+#[map(name = "lvs_backends")]
+pub static BACKENDS: Array<Backend> = Array::with_max_entries(MAX_BACKENDS, 0);
+
+/// Every service's Maglev ring, one range per service (configurable: max services × ring).
+/// Memory-mapped by the controller (BPF_F_MMAPABLE): a ring rebuild is a memory write, not
+/// 65537 syscalls.
+#[map(name = "lvs_maglev")]
+pub static MAGLEV: Array<u32> =
+    Array::with_max_entries(DEFAULT_MAX_SERVICES * DEFAULT_MAGLEV_SIZE, BPF_F_MMAPABLE);
+
+/// VIP index → VIP_MASTER / VIP_BACKUP, written from VRRP state changes.
+#[map(name = "vip_state")]
+pub static VIP_STATE: Array<u32> = Array::with_max_entries(MAX_VIPS, 0);
+
+/// Flows that must stay put: NAT, persistence, flows on ring slots that changed.
+/// Per-CPU (configurable): RSS keeps a flow on one CPU.
+#[map(name = "lvs_conntrack")]
+pub static CONNTRACK: LruPerCpuHashMap<FlowKey, Flow> =
+    LruPerCpuHashMap::with_max_entries(DEFAULT_CONNTRACK_ENTRIES, 0);
+
+/// NAT replies (real server → client) → what to write back. Shared (configurable): a reply
+/// may arrive on another CPU than its request.
+#[map(name = "lvs_nat")]
+pub static NAT: LruHashMap<FlowKey, NatReverse> = LruHashMap::with_max_entries(DEFAULT_NAT_ENTRIES, 0);
+
+#[map(name = "lvs_config")]
+pub static CONFIG: Array<LvsConfig> = Array::with_max_entries(1, 0);
+
+#[map(name = "lvs_be_stats")]
+pub static BACKEND_STATS: PerCpuArray<BackendStats> = PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
+
+#[map(name = "lvs_svc_stats")]
+pub static SERVICE_STATS: PerCpuArray<ServiceStats> = PerCpuArray::with_max_entries(DEFAULT_MAX_SERVICES, 0);
+
+/// Per-CPU counts by `LvsReason`.
+#[map(name = "lvs_drops")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LVS_REASONS, 0);

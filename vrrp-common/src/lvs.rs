@@ -1,0 +1,326 @@
+//! The balancer's maps (lvs-ebpf): every key, value and limit, in one place (Katran's
+//! `balancer_structs.h` + `balancer_consts.h`). The controller writes services, backends,
+//! Maglev rings and VIP state; the XDP program reads them and writes conntrack and counters.
+//!
+//! The fast path is built from array lookups (which the verifier inlines) instead of hash
+//! lookups: services sit in an open-addressed array indexed by `service_slot_hash`, a
+//! service's Maglev ring is a range of one big array, backends are array slots. Only flows
+//! that need state (NAT, persistence, and flows on ring slots that changed) touch a hash map.
+
+/// Open-addressed service table: `SERVICE_SLOTS` entries, a key lives in one of the
+/// `SERVICE_PROBES` slots following its hash (the controller refuses a key that finds none).
+pub const SERVICE_SLOTS: u32 = 4096;
+pub const SERVICE_PROBES: u32 = 4;
+/// Dense service indexes (rings and counters): the default; `--max-services` changes it.
+pub const DEFAULT_MAX_SERVICES: u32 = 128;
+/// Maglev ring size per service (prime); `--maglev-size` changes it.
+pub const DEFAULT_MAGLEV_SIZE: u32 = 65537;
+/// Backend slots; index `NO_BACKEND` means none (ring slots are u16 halves).
+pub const MAX_BACKENDS: u32 = 65535;
+pub const NO_BACKEND: u32 = 0xffff;
+/// VIPs whose Master state gates forwarding.
+pub const MAX_VIPS: u32 = 1024;
+/// Per-CPU conntrack entries (DR/TUN flows on changed ring slots, NAT forward, persistence).
+pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 65536;
+/// Shared NAT reverse entries (replies may arrive on any CPU).
+pub const DEFAULT_NAT_ENTRIES: u32 = 262144;
+
+/// `Service::flags`: forwarding method in the low bits.
+pub const FWD_MASK: u32 = 0x3;
+pub const FWD_DR: u32 = 1;
+pub const FWD_NAT: u32 = 2;
+pub const FWD_TUN: u32 = 3;
+/// Source-address affinity (`persistence_timeout`).
+pub const SERVICE_PERSISTENT: u32 = 0x4;
+
+/// `Backend::flags`.
+pub const BACKEND_ALIVE: u8 = 0x1;
+/// `mac`, `src_mac` and `ifindex` are known (controller's neighbour table or a FIB lookup).
+pub const BACKEND_RESOLVED: u8 = 0x2;
+
+/// `vip_state` values.
+pub const VIP_BACKUP: u32 = 0;
+pub const VIP_MASTER: u32 = 1;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_SCTP: u8 = 132;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_IPV6: u8 = 41;
+
+/// Value of `lvs_services` (array of `SERVICE_SLOTS`). `family` 0 marks an empty slot.
+/// Addresses are in network order, IPv4 in the first 4 bytes; `port` is network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Service {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+    /// Dense index: per-service counters.
+    pub index: u32,
+    /// This service's ring is `lvs_maglev[ring_base .. ring_base + ring_size]`.
+    pub ring_base: u32,
+    pub ring_size: u32,
+    /// Slot in `vip_state`.
+    pub vip_index: u32,
+    /// `FWD_*` | `SERVICE_PERSISTENT`.
+    pub flags: u32,
+    pub persistence_seconds: u32,
+    /// Backend used when the ring is empty (`sorry_server`), or `NO_BACKEND`.
+    pub sorry_backend: u32,
+}
+
+/// Value of `lvs_backends` (array of `MAX_BACKENDS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Backend {
+    pub addr: [u8; 16],
+    /// Network order; NAT rewrites the destination port to it.
+    pub port: u16,
+    pub family: u8,
+    /// `BACKEND_*`.
+    pub flags: u8,
+    /// Dense index of the owning service: a conntrack entry naming a backend of another
+    /// service (a reused slot) is not trusted.
+    pub service: u32,
+    /// Egress interface toward the backend (0: the ingress interface).
+    pub ifindex: u32,
+    /// Next hop's MAC.
+    pub mac: [u8; 6],
+    /// Our MAC on `ifindex`.
+    pub src_mac: [u8; 6],
+}
+
+/// A Maglev ring slot: `current | previous << 16`. `previous == current` means the slot has
+/// never changed: flows on it need no state. After a change `previous` is the backend the
+/// slot had before, so a mid-flow packet with no conntrack entry goes back there (second
+/// chance) while new connections (TCP SYN) take `current`.
+#[inline(always)]
+pub const fn ring_slot(current: u32, previous: u32) -> u32 {
+    (current & 0xffff) | (previous << 16)
+}
+#[inline(always)]
+pub const fn ring_current(slot: u32) -> u32 {
+    slot & 0xffff
+}
+#[inline(always)]
+pub const fn ring_previous(slot: u32) -> u32 {
+    slot >> 16
+}
+
+/// Key of `lvs_conntrack` (per-CPU LRU) and `lvs_nat` (shared LRU): a flow as seen on the
+/// wire. Persistence entries have `src_port` 0 and `flags` `FLOW_PERSISTENCE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub flags: u16,
+}
+pub const FLOW_PERSISTENCE: u16 = 1;
+pub const FLOW_NAT_FORWARD: u16 = 2;
+
+/// Value of `lvs_conntrack`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Flow {
+    pub backend: u32,
+    /// Coarse seconds (boot clock) of the last packet: persistence timeouts.
+    pub last_seen: u32,
+}
+
+/// Value of `lvs_nat`. Keyed by the reply's 5-tuple (real server → client): what to write
+/// back, and where the client's frames came from (so replies need no FIB lookup). Keyed by
+/// the request's 5-tuple with `FLOW_NAT_FORWARD`: the flow's backend. Both directions live in
+/// one shared LRU so an active flow keeps both entries recent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatReverse {
+    pub vip: [u8; 16],
+    pub vip_port: u16,
+    pub family: u8,
+    pub _pad: u8,
+    pub ifindex: u32,
+    /// Coarse seconds of the last packet (forward entries of persistent services).
+    pub last_seen: u32,
+    /// The client side's next hop (the frame's source MAC).
+    pub client_mac: [u8; 6],
+    /// Our MAC on that side (the frame's destination MAC).
+    pub our_mac: [u8; 6],
+    pub service: u32,
+    pub backend: u32,
+}
+
+/// Value of `lvs_config[0]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LvsConfig {
+    /// Non-zero when some service is NAT: frames that match no service are looked up in
+    /// `lvs_nat` (replies to reverse-translate).
+    pub nat_services: u32,
+    /// Outer source addresses of TUN (IPIP / IPv6-in-IPv6) packets.
+    pub tun_src4: [u8; 4],
+    pub tun_src6: [u8; 16],
+}
+
+/// Per-backend per-CPU counters (`lvs_backend_stats[backend]`). A service's packets and
+/// bytes are the sums over its backends.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BackendStats {
+    pub packets: u64,
+    pub bytes: u64,
+    /// TCP SYNs and conntrack inserts.
+    pub new_flows: u64,
+}
+
+/// Per-service per-CPU counters (`lvs_service_stats[index]`): the packets it did not forward.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ServiceStats {
+    /// Ring empty and no sorry server: dropped.
+    pub no_backend: u64,
+    /// Backend's MAC unknown and the FIB had no neighbour: passed to the stack to resolve it.
+    pub unresolved: u64,
+    /// This node is not Master for the VIP: passed.
+    pub not_master: u64,
+    /// L4 header truncated: dropped.
+    pub malformed: u64,
+    /// Frame did not fit the TUN encapsulation (adjust_head failed): dropped.
+    pub encap_failed: u64,
+    /// Forwarded to the sorry server.
+    pub sorry: u64,
+}
+
+/// Index of `lvs_drops` (per-CPU u64): frames the balancer handed to the stack or dropped
+/// before any service matched.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LvsReason {
+    /// IPv4 header with options: passed to the stack.
+    IpOptions = 0,
+    /// IPv4 fragment: passed.
+    Fragment = 1,
+    /// Ethernet/IP header shorter than it says: passed (the stack drops it).
+    Truncated = 2,
+    /// IPv6 with an extension header before L4: passed.
+    Ipv6Extension = 3,
+    /// A NAT reply translated back to the VIP.
+    NatReverse = 4,
+}
+pub const LVS_REASONS: u32 = 5;
+
+impl LvsReason {
+    pub const ALL: [LvsReason; 5] = [
+        LvsReason::IpOptions,
+        LvsReason::Fragment,
+        LvsReason::Truncated,
+        LvsReason::Ipv6Extension,
+        LvsReason::NatReverse,
+    ];
+    pub const fn name(self) -> &'static str {
+        match self {
+            LvsReason::IpOptions => "ip_options",
+            LvsReason::Fragment => "fragment",
+            LvsReason::Truncated => "truncated",
+            LvsReason::Ipv6Extension => "ipv6_extension",
+            LvsReason::NatReverse => "nat_reverse",
+        }
+    }
+}
+
+/// One murmur3 round: cheap on the BPF target (multiplies and rotates), good spread.
+#[inline(always)]
+pub const fn hash_round(hash: u32, word: u32) -> u32 {
+    let k = word.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
+    (hash ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+}
+
+/// murmur3's finalizer.
+#[inline(always)]
+pub const fn hash_finish(hash: u32) -> u32 {
+    let mut h = hash;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+#[inline(always)]
+const fn word(addr: &[u8; 16], at: usize) -> u32 {
+    u32::from_ne_bytes([addr[at], addr[at + 1], addr[at + 2], addr[at + 3]])
+}
+
+/// Hash of an address: one word for IPv4, four for IPv6.
+#[inline(always)]
+pub const fn hash_addr(hash: u32, addr: &[u8; 16], ipv6: bool) -> u32 {
+    let mut h = hash_round(hash, word(addr, 0));
+    if ipv6 {
+        h = hash_round(h, word(addr, 4));
+        h = hash_round(h, word(addr, 8));
+        h = hash_round(h, word(addr, 12));
+    }
+    h
+}
+
+/// Where a service key starts probing in `lvs_services`. Both sides use this function;
+/// `port` is the wire-order value (`u16::from_ne_bytes` of the header bytes, `port.to_be()`).
+#[inline(always)]
+pub const fn service_slot_hash(addr: &[u8; 16], port: u16, proto: u8, ipv6: bool) -> u32 {
+    let h = hash_addr(0x6b65_6570, addr, ipv6);
+    hash_finish(hash_round(h, (port as u32) << 8 | proto as u32)) & (SERVICE_SLOTS - 1)
+}
+
+/// The hash that picks a flow's ring slot: the 5-tuple, or the source address alone for
+/// persistent services.
+#[inline(always)]
+pub const fn flow_hash(key: &FlowKey, ipv6: bool, source_only: bool) -> u32 {
+    let mut h = hash_addr(0x7864_7021, &key.src, ipv6);
+    if !source_only {
+        h = hash_addr(h, &key.dst, ipv6);
+        h = hash_round(h, (key.src_port as u32) << 16 | key.dst_port as u32);
+        h = hash_round(h, key.proto as u32);
+    }
+    hash_finish(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn map_types_have_the_sizes_both_sides_assume() {
+        assert_eq!(size_of::<Service>(), 48);
+        assert_eq!(size_of::<Backend>(), 40);
+        assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<Flow>(), 8);
+        assert_eq!(size_of::<NatReverse>(), 48);
+        assert_eq!(size_of::<LvsConfig>(), 24);
+        assert_eq!(size_of::<BackendStats>(), 24);
+        assert_eq!(size_of::<ServiceStats>(), 48);
+    }
+
+    #[test]
+    fn a_ring_slot_keeps_both_halves() {
+        let slot = ring_slot(7, 65534);
+        assert_eq!(ring_current(slot), 7);
+        assert_eq!(ring_previous(slot), 65534);
+        assert_eq!(ring_previous(ring_slot(NO_BACKEND, NO_BACKEND)), NO_BACKEND);
+    }
+
+    #[test]
+    fn service_slots_stay_inside_the_table() {
+        let mut addr = [0u8; 16];
+        for i in 0..1000u32 {
+            addr[..4].copy_from_slice(&i.to_be_bytes());
+            assert!(service_slot_hash(&addr, 80, IPPROTO_TCP, false) < SERVICE_SLOTS);
+        }
+    }
+}
