@@ -8,7 +8,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vrrp_common::lvs::{
     BACKEND_ALIVE, FLOW_NAT_FORWARD, FLOW_PERSISTENCE, FWD_MASK, FWD_NAT, Flow, FlowKey,
-    IPPROTO_TCP, NO_BACKEND, NatReverse, SERVICE_PERSISTENT, SERVICE_PROBES, SERVICE_SLOTS, Service,
+    IPPROTO_TCP, NO_BACKEND, NatReverse, SERVICE_PERSISTENT, SERVICE_SOURCE_HASH, SERVICE_PROBES, SERVICE_SLOTS, Service,
     flow_hash, ring_current, ring_previous, service_slot_hash,
 };
 
@@ -80,7 +80,8 @@ pub fn choose(packet: &Packet, service: &Service) -> Choice {
     if service.ring_size == 0 {
         return none;
     }
-    let hash = flow_hash(&packet.flow, packet.ipv6, persistent);
+    let source_only = service.flags & (SERVICE_PERSISTENT | SERVICE_SOURCE_HASH) != 0;
+    let hash = flow_hash(&packet.flow, packet.ipv6, source_only);
     let Some(slot) = MAGLEV.get(service.ring_base + hash % service.ring_size) else { return none };
     let current = ring_current(*slot);
     let previous = ring_previous(*slot);

@@ -30,8 +30,10 @@ pub const FWD_MASK: u32 = 0x3;
 pub const FWD_DR: u32 = 1;
 pub const FWD_NAT: u32 = 2;
 pub const FWD_TUN: u32 = 3;
-/// Source-address affinity (`persistence_timeout`).
+/// Source-address affinity (`persistence_timeout`): source-only hash plus state with a timeout.
 pub const SERVICE_PERSISTENT: u32 = 0x4;
+/// Source-only hash without state (IPVS `sh`).
+pub const SERVICE_SOURCE_HASH: u32 = 0x8;
 
 /// `Backend::flags`.
 pub const BACKEND_ALIVE: u8 = 0x1;
@@ -64,7 +66,7 @@ pub struct Service {
     pub ring_size: u32,
     /// Slot in `vip_state`.
     pub vip_index: u32,
-    /// `FWD_*` | `SERVICE_PERSISTENT`.
+    /// `FWD_*` | `SERVICE_PERSISTENT` | `SERVICE_SOURCE_HASH`.
     pub flags: u32,
     pub persistence_seconds: u32,
     /// Backend used when the ring is empty (`sorry_server`), or `NO_BACKEND`.
@@ -84,6 +86,8 @@ pub struct Backend {
     /// Dense index of the owning service: a conntrack entry naming a backend of another
     /// service (a reused slot) is not trusted.
     pub service: u32,
+    /// Configured weight (the ring carries the shares; this is for operators and `keepxdp lvs`).
+    pub weight: u32,
     /// Egress interface toward the backend (0: the ingress interface).
     pub ifindex: u32,
     /// Next hop's MAC.
@@ -298,7 +302,7 @@ mod tests {
     #[test]
     fn map_types_have_the_sizes_both_sides_assume() {
         assert_eq!(size_of::<Service>(), 48);
-        assert_eq!(size_of::<Backend>(), 40);
+        assert_eq!(size_of::<Backend>(), 44);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<Flow>(), 8);
         assert_eq!(size_of::<NatReverse>(), 48);

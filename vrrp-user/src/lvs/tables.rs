@@ -1,0 +1,469 @@
+//! The controller's picture of the balancer's maps, and the only code that decides what to
+//! write to them (through the `LvsMaps` seam, faked in tests).
+//!
+//! Order of writes keeps every packet on a valid path: backends before the ring that names
+//! them, the ring before the service entry that points at it; a backend is marked dead only
+//! after the ring stopped naming it. Rings are diffed: a slot is written only when its backend
+//! changes, and then it remembers the previous one (`ring_slot(new, old)`) so flows that
+//! predate the change can go back there (second chance in the XDP program).
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use vrrp_common::{
+    guard::{FAMILY_IPV4, FAMILY_IPV6},
+    lvs::{
+        BACKEND_ALIVE, BACKEND_RESOLVED, Backend, FWD_DR, FWD_NAT, FWD_TUN, LvsConfig, MAX_BACKENDS, MAX_VIPS,
+        NO_BACKEND, SERVICE_PERSISTENT, SERVICE_PROBES, SERVICE_SLOTS, SERVICE_SOURCE_HASH, Service, ring_current,
+        ring_slot, service_slot_hash,
+    },
+};
+
+use super::{
+    maglev::{self, MaglevBackend},
+    plan::{BackendPlan, ServiceKey, ServicePlan, hashes_source_only},
+};
+use crate::{bpf::{LvsLimits, LvsMaps}, config::model::LbKind};
+
+fn addr_bytes(addr: IpAddr) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    match addr {
+        IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => bytes = v6.octets(),
+    }
+    bytes
+}
+
+fn family(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { FAMILY_IPV4 } else { FAMILY_IPV6 }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstalledBackend {
+    pub plan: BackendPlan,
+    pub index: u32,
+    /// What its checkers say (true when it has none).
+    pub up: bool,
+    /// MISC_CHECK `misc_dynamic` weight, overriding the configured one.
+    pub dynamic_weight: Option<u32>,
+}
+
+impl InstalledBackend {
+    pub fn weight(&self) -> u32 {
+        self.dynamic_weight.unwrap_or(self.plan.weight)
+    }
+    /// Takes ring slots: up with a weight.
+    fn in_ring(&self) -> bool {
+        self.up && self.weight() > 0
+    }
+    /// May keep its flows: up, or down but inhibited (weight 0 instead of removal).
+    fn alive(&self) -> bool {
+        self.up || self.plan.inhibit_on_failure
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Installed {
+    plan: ServicePlan,
+    slot: u32,
+    index: u32,
+    vip_index: u32,
+    backends: Vec<InstalledBackend>,
+    sorry: Option<u32>,
+    /// The ring as written: `ring_slot(current, previous)` values.
+    ring: Vec<u32>,
+}
+
+/// What one service looks like now (`keepxdp lvs`, status).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub key: ServiceKey,
+    pub name: String,
+    pub index: u32,
+    pub forwarding: LbKind,
+    pub scheduler: String,
+    pub persistence: Option<u32>,
+    pub backends: Vec<InstalledBackend>,
+    pub sorry_backend: Option<u32>,
+    pub quorum: u32,
+    pub up_weight: u64,
+}
+
+#[derive(Debug)]
+pub struct LvsTables {
+    limits: LvsLimits,
+    services: BTreeMap<ServiceKey, Installed>,
+    used_slots: BTreeSet<u32>,
+    used_indexes: BTreeSet<u32>,
+    used_backends: BTreeSet<u32>,
+    /// Next backend index to try: freed indexes are reused as late as possible, so a stale
+    /// conntrack entry rarely meets a new backend under an old index.
+    backend_cursor: u32,
+    /// VIP → (index in `vip_state`, Master?). VIPs no VRRP instance owns are always Master.
+    vips: BTreeMap<IpAddr, (u32, bool)>,
+    vrrp_vips: BTreeMap<IpAddr, bool>,
+    config: LvsConfig,
+}
+
+impl LvsTables {
+    pub fn new(limits: LvsLimits) -> Self {
+        Self {
+            limits,
+            services: BTreeMap::new(),
+            used_slots: BTreeSet::new(),
+            used_indexes: BTreeSet::new(),
+            used_backends: BTreeSet::new(),
+            backend_cursor: 0,
+            vips: BTreeMap::new(),
+            vrrp_vips: BTreeMap::new(),
+            config: LvsConfig::default(),
+        }
+    }
+
+    pub fn views(&self) -> Vec<ServiceView> {
+        self.services
+            .values()
+            .map(|s| ServiceView {
+                key: s.plan.key,
+                name: s.plan.name.clone(),
+                index: s.index,
+                forwarding: s.plan.forwarding,
+                scheduler: s.plan.scheduler.clone(),
+                persistence: s.plan.persistence,
+                backends: s.backends.clone(),
+                sorry_backend: s.sorry,
+                quorum: s.plan.quorum,
+                up_weight: s.backends.iter().filter(|b| b.up).map(|b| b.weight() as u64).sum(),
+            })
+            .collect()
+    }
+
+    /// The backend index currently at `slot` of a service's ring (tests, diagnostics).
+    pub fn ring(&self, key: &ServiceKey) -> Option<Vec<u32>> {
+        self.services.get(key).map(|s| s.ring.iter().map(|v| ring_current(*v)).collect())
+    }
+
+    fn allocate_slot(&self, key: &ServiceKey) -> Result<u32> {
+        let start = service_slot_hash(&addr_bytes(key.addr), key.port.to_be(), key.protocol.number(), key.addr.is_ipv6());
+        for probe in 0..SERVICE_PROBES {
+            let slot = (start + probe) & (SERVICE_SLOTS - 1);
+            if !self.used_slots.contains(&slot) {
+                return Ok(slot);
+            }
+        }
+        bail!("{key}: its {SERVICE_PROBES} service table slots are taken by other services")
+    }
+
+    fn allocate_index(&self, key: &ServiceKey) -> Result<u32> {
+        (0..self.limits.max_services)
+            .find(|i| !self.used_indexes.contains(i))
+            .ok_or_else(|| anyhow::anyhow!("{key}: more than {} services (raise --max-services)", self.limits.max_services))
+    }
+
+    fn allocate_backend(&mut self) -> Result<u32> {
+        for step in 0..MAX_BACKENDS {
+            let index = (self.backend_cursor + step) % MAX_BACKENDS;
+            if !self.used_backends.contains(&index) {
+                self.used_backends.insert(index);
+                self.backend_cursor = (index + 1) % MAX_BACKENDS;
+                return Ok(index);
+            }
+        }
+        bail!("more than {MAX_BACKENDS} real servers")
+    }
+
+    fn vip_index(&mut self, addr: IpAddr) -> Result<u32> {
+        if let Some((index, _)) = self.vips.get(&addr) {
+            return Ok(*index);
+        }
+        let used: BTreeSet<u32> = self.vips.values().map(|(i, _)| *i).collect();
+        let index = (0..MAX_VIPS).find(|i| !used.contains(i)).ok_or_else(|| anyhow::anyhow!("more than {MAX_VIPS} VIPs"))?;
+        let master = self.vrrp_vips.get(&addr).copied().unwrap_or(true);
+        self.vips.insert(addr, (index, !master));
+        Ok(index)
+    }
+
+    /// Writes one backend entry, keeping the MACs the data plane resolved for the same address.
+    fn write_backend(maps: &mut impl LvsMaps, service: u32, backend: &InstalledBackend) -> Result<()> {
+        let mut entry = Backend {
+            addr: addr_bytes(backend.plan.addr),
+            port: backend.plan.port.to_be(),
+            family: family(backend.plan.addr),
+            flags: if backend.alive() { BACKEND_ALIVE } else { 0 },
+            service,
+            weight: backend.weight(),
+            ..Backend::default()
+        };
+        if let Ok(old) = maps.backend(backend.index)
+            && old.flags & BACKEND_RESOLVED != 0
+            && old.addr == entry.addr
+        {
+            entry.flags |= BACKEND_RESOLVED;
+            entry.mac = old.mac;
+            entry.src_mac = old.src_mac;
+            entry.ifindex = old.ifindex;
+        }
+        maps.put_backend(backend.index, &entry)
+    }
+
+    fn service_entry(&self, installed: &Installed) -> Service {
+        let plan = &installed.plan;
+        let mut flags = match plan.forwarding {
+            LbKind::Dr => FWD_DR,
+            LbKind::Nat => FWD_NAT,
+            LbKind::Tun => FWD_TUN,
+        };
+        if plan.persistence.is_some() {
+            flags |= SERVICE_PERSISTENT;
+        } else if hashes_source_only(&plan.scheduler) {
+            flags |= SERVICE_SOURCE_HASH;
+        }
+        Service {
+            addr: addr_bytes(plan.key.addr),
+            port: plan.key.port.to_be(),
+            proto: plan.key.protocol.number(),
+            family: family(plan.key.addr),
+            index: installed.index,
+            ring_base: installed.index * self.limits.maglev_size,
+            ring_size: self.limits.maglev_size,
+            vip_index: installed.vip_index,
+            flags,
+            persistence_seconds: plan.persistence.unwrap_or(0),
+            sorry_backend: installed.sorry.unwrap_or(NO_BACKEND),
+        }
+    }
+
+    /// Recomputes a service's ring from its backends in the ring and writes the slots whose
+    /// backend changed. Returns how many slots changed.
+    fn rebuild_ring(&self, installed: &mut Installed, maps: &mut impl LvsMaps) -> Result<usize> {
+        let members: Vec<&InstalledBackend> = installed.backends.iter().filter(|b| b.in_ring()).collect();
+        let maglev_members: Vec<MaglevBackend> = members
+            .iter()
+            .map(|b| MaglevBackend {
+                id: maglev::identity(format!("{} {}:{}", installed.plan.key, b.plan.addr, b.plan.port).as_bytes()),
+                weight: b.weight(),
+            })
+            .collect();
+        let new = maglev::populate(&maglev_members, self.limits.maglev_size);
+        let base = installed.index * self.limits.maglev_size;
+        let fresh = installed.ring.is_empty();
+        if fresh {
+            installed.ring = vec![ring_slot(NO_BACKEND, NO_BACKEND); new.len()];
+        }
+        let mut changed = 0;
+        for (offset, member) in new.iter().enumerate() {
+            let backend = if *member == maglev::EMPTY { NO_BACKEND } else { members[*member as usize].index };
+            let old = installed.ring[offset];
+            let value = if fresh {
+                ring_slot(backend, backend)
+            } else if ring_current(old) == backend {
+                continue;
+            } else {
+                ring_slot(backend, ring_current(old))
+            };
+            maps.put_ring_slot(base + offset as u32, value)?;
+            installed.ring[offset] = value;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Makes the maps carry exactly `plans`. Services that fail (table full...) are reported
+    /// and skipped; the others are applied.
+    pub fn apply(&mut self, plans: &[ServicePlan], maps: &mut impl LvsMaps) -> Vec<String> {
+        let mut errors = Vec::new();
+        let wanted: BTreeSet<ServiceKey> = plans.iter().map(|p| p.key).collect();
+        let gone: Vec<ServiceKey> = self.services.keys().filter(|k| !wanted.contains(k)).copied().collect();
+        for key in gone {
+            if let Err(error) = self.remove(&key, maps) {
+                errors.push(format!("removing {key}: {error:#}"));
+            }
+        }
+        for plan in plans {
+            let result = if self.services.contains_key(&plan.key) { self.update(plan, maps) } else { self.install(plan, maps) };
+            if let Err(error) = result {
+                errors.push(format!("{}: {}: {error:#}", plan.at, plan.key));
+            }
+        }
+        self.config.nat_services = self.services.values().filter(|s| s.plan.forwarding == LbKind::Nat).count() as u32;
+        if let Err(error) = maps.put_config(&self.config) {
+            errors.push(format!("writing lvs_config: {error:#}"));
+        }
+        if let Err(error) = self.write_vip_states(maps) {
+            errors.push(format!("writing vip_state: {error:#}"));
+        }
+        errors
+    }
+
+    /// TUN's outer source addresses.
+    pub fn set_tunnel_sources(&mut self, v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) {
+        if let Some(v4) = v4 {
+            self.config.tun_src4 = v4.octets();
+        }
+        if let Some(v6) = v6 {
+            self.config.tun_src6 = v6.octets();
+        }
+    }
+
+    fn install(&mut self, plan: &ServicePlan, maps: &mut impl LvsMaps) -> Result<()> {
+        let slot = self.allocate_slot(&plan.key)?;
+        let index = self.allocate_index(&plan.key)?;
+        let vip_index = self.vip_index(plan.key.addr)?;
+        let mut backends = Vec::new();
+        for backend_plan in &plan.backends {
+            let backend = InstalledBackend {
+                plan: backend_plan.clone(),
+                index: self.allocate_backend()?,
+                up: !backend_plan.starts_down,
+                dynamic_weight: None,
+            };
+            Self::write_backend(maps, index, &backend)?;
+            backends.push(backend);
+        }
+        let sorry = match &plan.sorry {
+            Some(sorry_plan) => {
+                let backend = InstalledBackend { plan: sorry_plan.clone(), index: self.allocate_backend()?, up: true, dynamic_weight: None };
+                Self::write_backend(maps, index, &backend)?;
+                Some(backend.index)
+            }
+            None => None,
+        };
+        let mut installed = Installed { plan: plan.clone(), slot, index, vip_index, backends, sorry, ring: Vec::new() };
+        self.rebuild_ring(&mut installed, maps)?;
+        maps.put_service(slot, &self.service_entry(&installed))?;
+        self.used_slots.insert(slot);
+        self.used_indexes.insert(index);
+        tracing::info!(service = %plan.key, backends = installed.backends.len(), "service installed");
+        self.services.insert(plan.key, installed);
+        Ok(())
+    }
+
+    fn update(&mut self, plan: &ServicePlan, maps: &mut impl LvsMaps) -> Result<()> {
+        let mut installed = self.services.remove(&plan.key).expect("checked by the caller");
+        let mut old: BTreeMap<(IpAddr, u16), InstalledBackend> =
+            installed.backends.drain(..).map(|b| ((b.plan.addr, b.plan.port), b)).collect();
+        let mut result = Ok(());
+        for backend_plan in &plan.backends {
+            let backend = match old.remove(&(backend_plan.addr, backend_plan.port)) {
+                Some(mut kept) => {
+                    kept.plan = backend_plan.clone();
+                    kept
+                }
+                None => match self.allocate_backend() {
+                    Ok(index) => InstalledBackend { plan: backend_plan.clone(), index, up: !backend_plan.starts_down, dynamic_weight: None },
+                    Err(error) => {
+                        result = Err(error);
+                        continue;
+                    }
+                },
+            };
+            Self::write_backend(maps, installed.index, &backend)?;
+            installed.backends.push(backend);
+        }
+        installed.plan = plan.clone();
+        let changed = self.rebuild_ring(&mut installed, maps)?;
+        // Removed real servers: dead only now that the ring no longer names them.
+        for gone in old.values() {
+            let mut dead = gone.clone();
+            dead.up = false;
+            dead.plan.inhibit_on_failure = false;
+            Self::write_backend(maps, installed.index, &dead)?;
+            self.used_backends.remove(&gone.index);
+        }
+        maps.put_service(installed.slot, &self.service_entry(&installed))?;
+        if changed > 0 || !old.is_empty() {
+            tracing::info!(service = %plan.key, removed = old.len(), ring_slots_changed = changed, "service updated");
+        }
+        self.services.insert(plan.key, installed);
+        result
+    }
+
+    fn remove(&mut self, key: &ServiceKey, maps: &mut impl LvsMaps) -> Result<()> {
+        let Some(installed) = self.services.remove(key) else { return Ok(()) };
+        maps.put_service(installed.slot, &Service::default())?;
+        for backend in &installed.backends {
+            let mut dead = backend.clone();
+            dead.up = false;
+            dead.plan.inhibit_on_failure = false;
+            Self::write_backend(maps, installed.index, &dead)?;
+            self.used_backends.remove(&backend.index);
+        }
+        if let Some(sorry) = installed.sorry {
+            self.used_backends.remove(&sorry);
+        }
+        self.used_slots.remove(&installed.slot);
+        self.used_indexes.remove(&installed.index);
+        if !self.services.values().any(|s| s.plan.key.addr == key.addr) {
+            self.vips.remove(&key.addr);
+        }
+        tracing::info!(service = %key, "service removed");
+        Ok(())
+    }
+
+    /// A checker verdict for real server `real` of every service named `service`. Returns
+    /// true when something changed (the ring was rebuilt).
+    pub fn set_health(
+        &mut self,
+        service: &str,
+        real: &str,
+        up: bool,
+        weight: Option<u32>,
+        maps: &mut impl LvsMaps,
+    ) -> Result<bool> {
+        let keys: Vec<ServiceKey> = self.services.values().filter(|s| s.plan.name == service).map(|s| s.plan.key).collect();
+        let mut any = false;
+        for key in keys {
+            let mut installed = self.services.remove(&key).expect("listed above");
+            let mut changed = false;
+            for backend in installed.backends.iter_mut().filter(|b| b.plan.name == real) {
+                if backend.up != up || (weight.is_some() && backend.dynamic_weight != weight) {
+                    backend.up = up;
+                    if weight.is_some() {
+                        backend.dynamic_weight = weight;
+                    }
+                    changed = true;
+                }
+            }
+            let result = if changed {
+                // Alive before the ring names it; dead only after the ring stopped naming it.
+                let coming_up: Vec<InstalledBackend> = installed.backends.iter().filter(|b| b.plan.name == real && b.alive()).cloned().collect();
+                for backend in &coming_up {
+                    Self::write_backend(maps, installed.index, backend)?;
+                }
+                let slots = self.rebuild_ring(&mut installed, maps);
+                for backend in installed.backends.iter().filter(|b| b.plan.name == real && !b.alive()) {
+                    Self::write_backend(maps, installed.index, backend)?;
+                }
+                tracing::info!(service = %key, real, up, ?weight, ring_slots_changed = slots.as_ref().ok(), "real server health changed");
+                slots.map(|_| ())
+            } else {
+                Ok(())
+            };
+            self.services.insert(key, installed);
+            result?;
+            any |= changed;
+        }
+        Ok(any)
+    }
+
+    /// VRRP's view: for each VIP an instance owns, whether that instance is Master.
+    pub fn set_vrrp_vips(&mut self, vrrp_vips: BTreeMap<IpAddr, bool>, maps: &mut impl LvsMaps) -> Result<()> {
+        self.vrrp_vips = vrrp_vips;
+        self.write_vip_states(maps)
+    }
+
+    fn write_vip_states(&mut self, maps: &mut impl LvsMaps) -> Result<()> {
+        for (addr, (index, written)) in self.vips.iter_mut() {
+            let master = self.vrrp_vips.get(addr).copied().unwrap_or(true);
+            if *written != master {
+                maps.put_vip_state(*index, master)?;
+                *written = master;
+                tracing::info!(vip = %addr, master, "balancer forwarding for this VIP {}", if master { "on" } else { "off" });
+            }
+        }
+        Ok(())
+    }
+}
