@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+pub mod lvs;
 pub mod net;
 pub mod track;
 pub mod vrrp;
