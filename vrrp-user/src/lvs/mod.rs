@@ -1,5 +1,7 @@
 //! The load balancer's control side: which services the configuration asks for (`plan`),
-//! Maglev rings (`maglev`), and the controller's picture of the XDP maps (`tables`).
+//! Maglev rings (`maglev`), the controller's picture of the XDP maps (`tables`), and the
+//! kernel IPVS alternative over generic netlink (`ipvs`).
+pub mod ipvs;
 pub mod maglev;
 pub mod plan;
 pub mod tables;
