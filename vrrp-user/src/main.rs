@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use keepxdp::{
-    bpf::{format_table, read_guard_stats},
+    bpf::{LvsLimits, format_table, read_guard_stats},
     config::{self, LoadOptions},
     ctl::{read_status, status_table},
     daemon::{RunOptions, UnusableConfig, run},
@@ -41,6 +41,33 @@ enum Command {
         /// them); VRRP still stops cleanly.
         #[arg(long)]
         keep_dataplane: bool,
+        /// Services the balancer can hold (each gets a Maglev ring).
+        #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_MAX_SERVICES)]
+        max_services: u32,
+        /// Maglev ring size per service (a prime, at least 100 × the real servers of a service).
+        #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_MAGLEV_SIZE)]
+        maglev_size: u32,
+        /// Per-CPU conntrack entries (NAT, persistence, flows on changed ring slots).
+        #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_CONNTRACK_ENTRIES)]
+        conntrack_entries: u32,
+        /// Shared NAT state entries (two per NAT connection).
+        #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_NAT_ENTRIES)]
+        nat_entries: u32,
+    },
+    /// Print the balancer's services, real servers and counters from the pinned maps, like
+    /// `ipvsadm -Ln --stats`.
+    Lvs {
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the kernel's IPVS table as keepalived.conf virtual_server blocks (needs a kernel
+    /// with ip_vs; keepxdp's XDP data plane does not).
+    Ipvs {
+        #[command(subcommand)]
+        command: IpvsCommand,
     },
     /// Print the VRRP guard's counters from the pinned map (per interface, family, VRID).
     GuardStats {
@@ -71,6 +98,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum IpvsCommand {
+    /// Dump the live IPVS table as virtual_server blocks.
+    Import,
 }
 
 fn main() -> ExitCode {
@@ -125,9 +158,37 @@ fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCod
 
 fn execute(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { config, config_id, pin_dir, control_socket, keep_dataplane } => {
+        Command::Run {
+            config,
+            config_id,
+            pin_dir,
+            control_socket,
+            keep_dataplane,
+            max_services,
+            maglev_size,
+            conntrack_entries,
+            nat_entries,
+        } => {
+            let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
+            if !keepxdp::lvs::maglev::is_prime(maglev_size) {
+                anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
+            }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lvs { pin_dir, json } => {
+            let table = keepxdp::bpf::read_lvs(&pin_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&table)?);
+            } else {
+                print!("{}", keepxdp::bpf::format_lvs(&table));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ipvs { command: IpvsCommand::Import } => {
+            let socket = keepxdp::lvs::ipvs::IpvsSocket::connect()?;
+            print!("{}", keepxdp::lvs::ipvs::to_keepalived(&socket.table()?));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, config_id, dump } => check(config, config_id, dump),

@@ -2,6 +2,7 @@
 //! run the VRRP instances, serve status; SIGHUP reloads (a bad file keeps the running
 //! configuration; unchanged instances are not touched); SIGTERM/SIGINT take it all down
 //! (Masters send priority 0 and remove their virtual addresses first).
+mod balancer;
 mod instances;
 mod statics;
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, ensure_bpffs, guard_entries},
+    bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, LoadOptions as DataplaneOptions, LvsLimits, ensure_bpffs, guard_entries},
     config::{self, Config, Diagnostics, LoadOptions},
     ctl::ControlSocket,
     vrrp::instance::InstanceStatus,
@@ -27,6 +28,8 @@ pub struct RunOptions {
     /// On SIGTERM, leave the XDP programs attached and pinned (the VRRP side still stops:
     /// priority 0, addresses removed).
     pub keep_dataplane: bool,
+    /// Sizes of the balancer's maps.
+    pub limits: LvsLimits,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -86,6 +89,7 @@ struct Status<'a> {
     attachments: &'a [Attachment],
     vrrp: Vec<InstanceStatus>,
     trackers: Vec<crate::track::TrackerStatus>,
+    lvs: Vec<crate::lvs::ServiceView>,
     reloads: u64,
 }
 
@@ -98,6 +102,7 @@ struct Daemon {
     vrrp: InstanceSet,
     statics: statics::Statics,
     netlink: crate::net::Netlink,
+    balancer: balancer::Balancer,
     reloads: u64,
 }
 
@@ -111,6 +116,7 @@ impl Daemon {
             attachments: self.dataplane.attachments(),
             vrrp: self.vrrp.statuses(),
             trackers: self.vrrp.trackers(),
+            lvs: self.balancer.views(),
             reloads: self.reloads,
         })?)
     }
@@ -143,6 +149,7 @@ impl Daemon {
                 return;
             }
         };
+        self.balancer.apply(&model, &mut self.dataplane);
         if let Err(error) = self.apply_guard(guarded(&model)) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
@@ -161,8 +168,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }
     let bpffs = ensure_bpffs(&options.pin_dir)?;
+    let dataplane = Dataplane::load_with(&DataplaneOptions {
+        limits: options.limits,
+        state_pin_dir: Some(options.pin_dir.clone()),
+    })?;
+    let (balancer, mut health_events) = balancer::Balancer::new(&dataplane);
     let mut daemon = Daemon {
-        dataplane: Dataplane::load()?,
+        dataplane,
+        balancer,
         guarded: Vec::new(),
         entries: GuardEntries::default(),
         vrrp: InstanceSet::new()?,
@@ -174,6 +187,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let statics = statics::Statics::of(&model);
     statics.apply(&daemon.statics, &daemon.netlink).await;
     daemon.statics = statics;
+    // The balancer's maps are complete before the guard starts handing it frames.
+    daemon.balancer.apply(&model, &mut daemon.dataplane);
     daemon.apply_guard(guarded(&model))?;
     daemon.dataplane.pin(&daemon.options.pin_dir)?;
     daemon.vrrp.apply(&model).await;
@@ -187,8 +202,17 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
     let mut signals = Signals::new()?;
     let mut refresh = tokio::time::interval(Duration::from_millis(200));
+    // VRRP state → vip_state: how long after becoming Master this node starts forwarding.
+    let mut vip_sync = tokio::time::interval(Duration::from_millis(20));
+    let mut neighbours = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            Some(event) = health_events.recv() => daemon.balancer.health(event, &mut daemon.dataplane),
+            _ = vip_sync.tick() => {
+                let statuses = daemon.vrrp.statuses();
+                daemon.balancer.vrrp_states(&statuses, &mut daemon.dataplane);
+            }
+            _ = neighbours.tick() => daemon.balancer.poke_unresolved(&daemon.dataplane),
             signal = signals.next() => match signal {
                 Received::Stop => break,
                 Received::Reload => {

@@ -16,6 +16,11 @@ pub struct MaglevBackend {
 /// Ring slots that no backend took (no backend with a weight).
 pub const EMPTY: u32 = u32::MAX;
 
+/// Maglev rings must have a prime size for every permutation to cover the ring.
+pub fn is_prime(n: u32) -> bool {
+    n >= 2 && (2..).take_while(|d: &u32| (*d as u64) * (*d as u64) <= n as u64).all(|d| n % d != 0)
+}
+
 /// splitmix64: a fixed, well-mixed function, so rings are the same across runs and versions
 /// (`std`'s hasher may change between Rust releases).
 fn mix(mut x: u64) -> u64 {
@@ -128,6 +133,12 @@ mod tests {
             assert!(moved >= 1.0 / n as f64 * 0.99, "n={n}: {moved}");
             assert!(moved <= 1.0 / n as f64 * 1.6, "n={n}: {moved} moved");
         }
+    }
+
+    #[test]
+    fn ring_sizes_are_checked_for_primality() {
+        assert!(is_prime(65537) && is_prime(251) && is_prime(2));
+        assert!(!is_prime(65536) && !is_prime(1) && !is_prime(0));
     }
 
     #[test]

@@ -5,6 +5,8 @@ pub mod ipvs;
 pub mod maglev;
 pub mod plan;
 pub mod tables;
+#[cfg(test)]
+mod tables_tests;
 
 pub use plan::{BackendPlan, ServiceKey, ServicePlan, plan};
 pub use tables::{LvsTables, ServiceView};

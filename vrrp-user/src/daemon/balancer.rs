@@ -1,0 +1,165 @@
+//! The daemon's load-balancer side: config → plans → `LvsTables` → XDP maps; checker
+//! verdicts → ring rebuilds; VRRP states → `vip_state`; neighbour resolution of backends.
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    sync::Arc,
+};
+
+use tokio::{sync::mpsc, task::JoinHandle};
+use vrrp_common::lvs::BACKEND_RESOLVED;
+
+use crate::{
+    bpf::{Dataplane, LvsMaps},
+    check::{self, HealthSink},
+    config::{Config, model::LbKind},
+    lvs::{LvsTables, ServicePlan, ServiceView, plan},
+    vrrp::{fsm::State, instance::InstanceStatus},
+};
+
+/// A checker verdict on its way to the daemon's loop.
+pub struct HealthEvent {
+    pub service: String,
+    pub real: String,
+    pub up: bool,
+    pub weight: Option<u32>,
+}
+
+struct ChannelSink(mpsc::UnboundedSender<HealthEvent>);
+
+impl HealthSink for ChannelSink {
+    fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
+        let _ = self.0.send(HealthEvent { service: service.into(), real: real.into(), up, weight });
+    }
+}
+
+/// Probes running at once, at most (bounded so 10,000 real servers don't open 10,000 sockets).
+const MAX_CONCURRENT_PROBES: usize = 512;
+
+pub struct Balancer {
+    tables: LvsTables,
+    plans: Vec<ServicePlan>,
+    /// VIP → the vrrp_instance that owns it.
+    vip_owners: BTreeMap<IpAddr, String>,
+    checkers: Vec<JoinHandle<()>>,
+    health: mpsc::UnboundedSender<HealthEvent>,
+}
+
+impl Balancer {
+    pub fn new(dataplane: &Dataplane) -> (Self, mpsc::UnboundedReceiver<HealthEvent>) {
+        let (health, events) = mpsc::unbounded_channel();
+        let balancer = Self {
+            tables: LvsTables::new(dataplane.limits()),
+            plans: Vec::new(),
+            vip_owners: BTreeMap::new(),
+            checkers: Vec::new(),
+            health,
+        };
+        (balancer, events)
+    }
+
+    pub fn views(&self) -> Vec<ServiceView> {
+        self.tables.views()
+    }
+
+    /// Brings the maps to `model`'s virtual_servers and restarts the checkers. Checkers start
+    /// from the configured state (`alpha` down, else up), as keepalived does on reload.
+    pub fn apply(&mut self, model: &Config, dataplane: &mut Dataplane) {
+        let (plans, warnings) = plan(model);
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        self.vip_owners = model
+            .vrrp_instances
+            .iter()
+            .flat_map(|i| i.virtual_ipaddress.iter().map(move |a| (a.address, i.name.clone())))
+            .collect();
+        let (v4, v6) = tunnel_sources(&plans);
+        self.tables.set_tunnel_sources(v4, v6);
+        for error in self.tables.apply(&plans, dataplane) {
+            tracing::error!("balancer: {error}");
+        }
+        self.plans = plans;
+        for handle in self.checkers.drain(..) {
+            handle.abort();
+        }
+        let tasks = check::tasks_from_config(&model.virtual_servers, model.global_defs.enable_script_security);
+        if !tasks.is_empty() {
+            tracing::info!(checkers = tasks.len(), "health checkers starting");
+        }
+        self.checkers = check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES);
+        self.poke_unresolved(dataplane);
+    }
+
+    pub fn health(&mut self, event: HealthEvent, dataplane: &mut Dataplane) {
+        match self.tables.set_health(&event.service, &event.real, event.up, event.weight, dataplane) {
+            Ok(true) => tracing::info!(
+                service = event.service,
+                real = event.real,
+                "real server {} in the balancer",
+                if event.up { "up" } else { "down" }
+            ),
+            Ok(false) => {}
+            Err(error) => tracing::error!(service = event.service, real = event.real, "health update: {error:#}"),
+        }
+    }
+
+    /// VRRP states → `vip_state`: a VIP whose instance is not Master is not forwarded here.
+    pub fn vrrp_states(&mut self, statuses: &[InstanceStatus], dataplane: &mut Dataplane) {
+        let master: BTreeMap<&str, bool> = statuses.iter().map(|s| (s.name.as_str(), s.state == State::Master)).collect();
+        let vips = self
+            .vip_owners
+            .iter()
+            .map(|(vip, owner)| (*vip, master.get(owner.as_str()).copied().unwrap_or(false)))
+            .collect();
+        if let Err(error) = self.tables.set_vrrp_vips(vips, dataplane) {
+            tracing::error!("writing vip_state: {error:#}");
+        }
+    }
+
+    /// Backends whose MAC the data plane has not learned yet: one empty UDP datagram to the
+    /// discard port makes the kernel resolve the neighbour, so the XDP program's FIB lookup
+    /// finds it (until then their packets go to the stack, counted `unresolved`).
+    pub fn poke_unresolved(&self, dataplane: &Dataplane) {
+        for view in self.tables.views() {
+            if view.forwarding == LbKind::Tun && view.backends.is_empty() {
+                continue;
+            }
+            for backend in &view.backends {
+                let resolved = dataplane.backend(backend.index).map(|b| b.flags & BACKEND_RESOLVED != 0).unwrap_or(true);
+                if !resolved {
+                    poke(backend.plan.addr);
+                }
+            }
+        }
+    }
+}
+
+fn poke(addr: IpAddr) {
+    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    if let Ok(socket) = UdpSocket::bind(bind)
+        && socket.connect(SocketAddr::new(addr, 9)).is_ok()
+    {
+        let _ = socket.send(&[]);
+    }
+}
+
+/// TUN's outer source: the address the kernel would use toward the first TUN backend of each
+/// family (a connected UDP socket sends nothing; it only asks the routing table).
+fn tunnel_sources(plans: &[ServicePlan]) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {
+    let mut v4 = None;
+    let mut v6 = None;
+    for backend in plans.iter().filter(|p| p.forwarding == LbKind::Tun).flat_map(|p| &p.backends) {
+        let bind: SocketAddr = if backend.addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+        let Ok(socket) = UdpSocket::bind(bind) else { continue };
+        if socket.connect(SocketAddr::new(backend.addr, 9)).is_err() {
+            continue;
+        }
+        match socket.local_addr().map(|a| a.ip()) {
+            Ok(IpAddr::V4(a)) if v4.is_none() => v4 = Some(a),
+            Ok(IpAddr::V6(a)) if v6.is_none() => v6 = Some(a),
+            _ => {}
+        }
+    }
+    (v4, v6)
+}

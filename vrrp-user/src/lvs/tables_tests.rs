@@ -1,0 +1,208 @@
+//! `LvsTables` against a fake `LvsMaps`: what reaches the maps, in what order.
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use vrrp_common::lvs::{
+    BACKEND_ALIVE, BACKEND_RESOLVED, Backend, LvsConfig, NO_BACKEND, Service, VIP_MASTER, ring_current,
+    ring_previous,
+};
+
+use super::{
+    plan::{BackendPlan, ProtocolKey, ServiceKey, ServicePlan},
+    tables::LvsTables,
+};
+use crate::{
+    bpf::{LvsLimits, LvsMaps},
+    config::model::LbKind,
+};
+
+#[derive(Default)]
+struct FakeMaps {
+    services: BTreeMap<u32, Service>,
+    backends: BTreeMap<u32, Backend>,
+    ring: BTreeMap<u32, u32>,
+    vip_state: BTreeMap<u32, u32>,
+    config: LvsConfig,
+    /// (map, index) in write order.
+    log: Vec<(&'static str, u32)>,
+}
+
+impl LvsMaps for FakeMaps {
+    fn put_service(&mut self, slot: u32, service: &Service) -> Result<()> {
+        self.log.push(("service", slot));
+        self.services.insert(slot, *service);
+        Ok(())
+    }
+    fn put_backend(&mut self, index: u32, backend: &Backend) -> Result<()> {
+        self.log.push(("backend", index));
+        self.backends.insert(index, *backend);
+        Ok(())
+    }
+    fn backend(&self, index: u32) -> Result<Backend> {
+        Ok(self.backends.get(&index).copied().unwrap_or_default())
+    }
+    fn put_ring_slot(&mut self, index: u32, value: u32) -> Result<()> {
+        self.log.push(("ring", index));
+        self.ring.insert(index, value);
+        Ok(())
+    }
+    fn ring_slot(&self, index: u32) -> Result<u32> {
+        Ok(self.ring.get(&index).copied().unwrap_or_default())
+    }
+    fn put_vip_state(&mut self, index: u32, master: bool) -> Result<()> {
+        self.vip_state.insert(index, master as u32);
+        Ok(())
+    }
+    fn put_config(&mut self, config: &LvsConfig) -> Result<()> {
+        self.config = *config;
+        Ok(())
+    }
+}
+
+const RING: u32 = 251;
+
+fn limits() -> LvsLimits {
+    LvsLimits { max_services: 4, maglev_size: RING, ..LvsLimits::default() }
+}
+
+fn backend(last: u8, weight: u32) -> BackendPlan {
+    BackendPlan {
+        name: format!("10.0.1.{last}:80"),
+        addr: format!("10.0.1.{last}").parse().unwrap(),
+        port: 80,
+        weight,
+        starts_down: false,
+        inhibit_on_failure: false,
+    }
+}
+
+fn service(kind: LbKind, backends: Vec<BackendPlan>) -> ServicePlan {
+    ServicePlan {
+        key: ServiceKey { addr: "10.0.0.100".parse().unwrap(), port: 80, protocol: ProtocolKey::Tcp },
+        name: "10.0.0.100:80".into(),
+        at: "test.conf:1:1".into(),
+        forwarding: kind,
+        scheduler: "wlc".into(),
+        persistence: None,
+        backends,
+        sorry: None,
+        quorum: 1,
+        hysteresis: 0,
+    }
+}
+
+fn holders(maps: &FakeMaps) -> BTreeMap<u32, usize> {
+    let mut counts = BTreeMap::new();
+    for value in maps.ring.values() {
+        *counts.entry(ring_current(*value)).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn a_new_service_is_written_backends_first_then_its_ring_then_the_service_entry() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let errors = tables.apply(&[service(LbKind::Dr, vec![backend(1, 1), backend(2, 1), backend(3, 1)])], &mut maps);
+    assert!(errors.is_empty(), "{errors:?}");
+    let kinds: Vec<&str> = maps.log.iter().map(|(k, _)| *k).collect();
+    let first_ring = kinds.iter().position(|k| *k == "ring").unwrap();
+    assert!(kinds[..first_ring].iter().all(|k| *k == "backend"));
+    assert_eq!(kinds.last(), Some(&"service"));
+    assert_eq!(maps.ring.len(), RING as usize, "a fresh ring writes every slot");
+    assert!(maps.ring.values().all(|v| ring_current(*v) == ring_previous(*v)), "fresh slots are stable");
+    assert_eq!(holders(&maps).len(), 3);
+    let entry = maps.services.values().next().unwrap();
+    assert_eq!(entry.ring_size, RING);
+    assert_eq!(u16::from_be(entry.port), 80);
+    // A VIP no vrrp_instance owns is always forwarded.
+    assert_eq!(maps.vip_state.values().copied().collect::<Vec<_>>(), vec![VIP_MASTER]);
+}
+
+#[test]
+fn removing_a_backend_rewrites_only_the_slots_that_change_and_remembers_the_previous_backend() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    tables.apply(&[service(LbKind::Dr, vec![backend(1, 1), backend(2, 1), backend(3, 1)])], &mut maps);
+    let before = maps.ring.clone();
+    let gone = maps.backends.iter().find(|(_, b)| b.addr[3] == 3).map(|(i, _)| *i).unwrap();
+    maps.log.clear();
+    tables.apply(&[service(LbKind::Dr, vec![backend(1, 1), backend(2, 1)])], &mut maps);
+    let rewritten = maps.log.iter().filter(|(k, _)| *k == "ring").count();
+    let held_by_gone = before.values().filter(|v| ring_current(**v) == gone).count();
+    assert!(rewritten >= held_by_gone && rewritten < held_by_gone * 3 / 2 + 5, "{rewritten} vs {held_by_gone}");
+    for (slot, value) in &maps.ring {
+        if before[slot] != *value {
+            assert_eq!(ring_previous(*value), ring_current(before[slot]), "a changed slot remembers its previous backend");
+        }
+    }
+    assert!(!holders(&maps).contains_key(&gone));
+    assert_eq!(maps.backends[&gone].flags & BACKEND_ALIVE, 0, "the removed backend is dead");
+    let last_ring = maps.log.iter().rposition(|(k, _)| *k == "ring").unwrap();
+    let dead_at = maps.log.iter().rposition(|(k, i)| *k == "backend" && *i == gone).unwrap();
+    assert!(dead_at > last_ring, "marked dead only after the ring stopped naming it");
+}
+
+#[test]
+fn a_down_real_server_leaves_the_ring_and_inhibit_on_failure_keeps_its_flows_alive() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let mut inhibited = backend(2, 1);
+    inhibited.inhibit_on_failure = true;
+    tables.apply(&[service(LbKind::Nat, vec![backend(1, 1), inhibited])], &mut maps);
+    let index_of = |maps: &FakeMaps, last: u8| maps.backends.iter().find(|(_, b)| b.addr[3] == last).map(|(i, _)| *i).unwrap();
+    let (one, two) = (index_of(&maps, 1), index_of(&maps, 2));
+    assert!(tables.set_health("10.0.0.100:80", "10.0.1.1:80", false, None, &mut maps).unwrap());
+    assert_eq!(holders(&maps).keys().copied().collect::<Vec<_>>(), vec![two]);
+    assert_eq!(maps.backends[&one].flags & BACKEND_ALIVE, 0);
+    assert!(tables.set_health("10.0.0.100:80", "10.0.1.2:80", false, None, &mut maps).unwrap());
+    assert_eq!(holders(&maps).keys().copied().collect::<Vec<_>>(), vec![NO_BACKEND], "nobody up: empty ring");
+    assert_ne!(maps.backends[&two].flags & BACKEND_ALIVE, 0, "inhibited: weight 0, established flows stay");
+    assert!(!tables.set_health("10.0.0.100:80", "10.0.1.2:80", false, None, &mut maps).unwrap(), "no change, no rebuild");
+    assert!(tables.set_health("10.0.0.100:80", "10.0.1.1:80", true, None, &mut maps).unwrap());
+    assert_eq!(holders(&maps).keys().copied().collect::<Vec<_>>(), vec![one]);
+    assert_eq!(maps.config.nat_services, 1);
+}
+
+#[test]
+fn a_rewritten_backend_keeps_the_mac_the_data_plane_resolved() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    tables.apply(&[service(LbKind::Dr, vec![backend(1, 1)])], &mut maps);
+    let (index, entry) = maps.backends.iter_mut().next().unwrap();
+    let index = *index;
+    entry.flags |= BACKEND_RESOLVED;
+    entry.mac = [2, 0, 0, 0, 0, 9];
+    tables.apply(&[service(LbKind::Dr, vec![backend(1, 5)])], &mut maps);
+    assert_eq!(maps.backends[&index].mac, [2, 0, 0, 0, 0, 9]);
+    assert_eq!(maps.backends[&index].weight, 5);
+}
+
+#[test]
+fn a_vip_owned_by_a_backup_instance_is_not_forwarded_until_it_is_master() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let vip = "10.0.0.100".parse().unwrap();
+    tables.set_vrrp_vips(BTreeMap::from([(vip, false)]), &mut maps).unwrap();
+    tables.apply(&[service(LbKind::Dr, vec![backend(1, 1)])], &mut maps);
+    assert_eq!(maps.vip_state.values().copied().collect::<Vec<_>>(), vec![0]);
+    tables.set_vrrp_vips(BTreeMap::from([(vip, true)]), &mut maps).unwrap();
+    assert_eq!(maps.vip_state.values().copied().collect::<Vec<_>>(), vec![VIP_MASTER]);
+}
+
+#[test]
+fn more_services_than_the_limit_are_refused_with_a_reason_and_the_rest_applied() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let plans: Vec<ServicePlan> = (0..5)
+        .map(|i| {
+            let mut plan = service(LbKind::Dr, vec![backend(1, 1)]);
+            plan.key.port = 80 + i;
+            plan
+        })
+        .collect();
+    let errors = tables.apply(&plans, &mut maps);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("--max-services"), "{}", errors[0]);
+    assert_eq!(maps.services.len(), 4);
+}
