@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use vrrp_common::lvs::{
     Backend, BackendStats, DEFAULT_CONNTRACK_ENTRIES, DEFAULT_MAGLEV_SIZE, DEFAULT_MAX_SERVICES,
@@ -30,11 +30,13 @@ pub static MAGLEV: Array<u32> =
 #[map(name = "vip_state")]
 pub static VIP_STATE: Array<u32> = Array::with_max_entries(MAX_VIPS, 0);
 
-/// Flows that must stay put: NAT, persistence, flows on ring slots that changed.
-/// Per-CPU (configurable): RSS keeps a flow on one CPU.
+/// Flows that must stay put: persistence, and flows on ring slots that changed.
+/// Shared, not per-CPU: a per-CPU table loses a flow whose packets are handled on another CPU
+/// than its SYN (veths follow the sender's CPU; NICs without symmetric RSS do it too), and
+/// then the second-chance rule would send it to the slot's previous backend. Only stateful
+/// packets pay for it; the fast path does not touch this map.
 #[map(name = "lvs_conntrack")]
-pub static CONNTRACK: LruPerCpuHashMap<FlowKey, Flow> =
-    LruPerCpuHashMap::with_max_entries(DEFAULT_CONNTRACK_ENTRIES, 0);
+pub static CONNTRACK: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(DEFAULT_CONNTRACK_ENTRIES, 0);
 
 /// NAT replies (real server → client) → what to write back. Shared (configurable): a reply
 /// may arrive on another CPU than its request.

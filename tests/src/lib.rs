@@ -46,3 +46,28 @@ pub fn keepxdp_bin() -> Result<std::path::PathBuf> {
     anyhow::ensure!(path.is_file(), "KEEPXDP_BIN={} does not exist", path.display());
     Ok(path)
 }
+
+/// An XDP program attached to a lab interface, detached when dropped.
+pub struct AttachedXdp {
+    _object: aya::Ebpf,
+}
+
+/// Attaches the bare `xdp_pass` to `device` in `netns` (native mode). Lab veths that receive
+/// frames a peer sends with native XDP_TX / redirect need one, or the frames are dropped.
+pub fn attach_xdp_pass(netns: &keepxdp_lab::netns::Netns, device: &str) -> Result<AttachedXdp> {
+    let path = netns.path();
+    let device = device.to_string();
+    std::thread::spawn(move || -> Result<AttachedXdp> {
+        let file = std::fs::File::open(&path)?;
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let mut object = aya::Ebpf::load(keepxdp::bpf::LVS_EBPF)?;
+        let program: &mut aya::programs::Xdp =
+            object.program_mut(vrrp_common::pins::PROG_XDP_PASS).ok_or_else(|| anyhow::anyhow!("no xdp_pass"))?.try_into()?;
+        program.load()?;
+        let ifindex = nix::net::if_::if_nametoindex(device.as_str())?;
+        program.attach_to_if_index(ifindex, aya::programs::XdpMode::Driver)?;
+        Ok(AttachedXdp { _object: object })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("attach thread panicked"))?
+}

@@ -20,7 +20,7 @@ pub const MAX_BACKENDS: u32 = 65535;
 pub const NO_BACKEND: u32 = 0xffff;
 /// VIPs whose Master state gates forwarding.
 pub const MAX_VIPS: u32 = 1024;
-/// Per-CPU conntrack entries (DR/TUN flows on changed ring slots, NAT forward, persistence).
+/// Conntrack entries (DR/TUN flows on changed ring slots, persistence).
 pub const DEFAULT_CONNTRACK_ENTRIES: u32 = 65536;
 /// Shared NAT reverse entries (replies may arrive on any CPU).
 pub const DEFAULT_NAT_ENTRIES: u32 = 262144;
@@ -113,7 +113,7 @@ pub const fn ring_previous(slot: u32) -> u32 {
     slot >> 16
 }
 
-/// Key of `lvs_conntrack` (per-CPU LRU) and `lvs_nat` (shared LRU): a flow as seen on the
+/// Key of `lvs_conntrack` and `lvs_nat` (both shared LRU hashes): a flow as seen on the
 /// wire. Persistence entries have `src_port` 0 and `flags` `FLOW_PERSISTENCE`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

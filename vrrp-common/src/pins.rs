@@ -22,7 +22,7 @@ pub const MAP_LVS_BACKENDS: &str = "lvs_backends";
 pub const MAP_LVS_MAGLEV: &str = "lvs_maglev";
 /// lvs-ebpf: array of u32 `VIP_MASTER`/`VIP_BACKUP`, indexed by `Service::vip_index`.
 pub const MAP_VIP_STATE: &str = "vip_state";
-/// lvs-ebpf: per-CPU LRU `FlowKey -> Flow`.
+/// lvs-ebpf: LRU `FlowKey -> Flow`.
 pub const MAP_LVS_CONNTRACK: &str = "lvs_conntrack";
 /// lvs-ebpf: shared LRU `FlowKey (reply) -> NatReverse`.
 pub const MAP_LVS_NAT: &str = "lvs_nat";

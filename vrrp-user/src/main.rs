@@ -47,7 +47,7 @@ enum Command {
         /// Maglev ring size per service (a prime, at least 100 × the real servers of a service).
         #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_MAGLEV_SIZE)]
         maglev_size: u32,
-        /// Per-CPU conntrack entries (NAT, persistence, flows on changed ring slots).
+        /// Conntrack entries (persistence, flows on changed ring slots).
         #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_CONNTRACK_ENTRIES)]
         conntrack_entries: u32,
         /// Shared NAT state entries (two per NAT connection).

@@ -21,6 +21,9 @@ const APT_PACKAGES: &[&str] = &[
     "nftables",
     "curl",
     "iputils-ping",
+    // Balancer labs turn veth checksum offload off (XDP forwards frames whose checksum the
+    // sender's veth never filled in).
+    "ethtool",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -6,6 +6,7 @@
 //! name: nothing outside the lab is touched.
 pub mod checksum;
 pub mod frames;
+pub mod http;
 pub mod keepalived;
 pub mod keepxdp;
 pub mod netns;

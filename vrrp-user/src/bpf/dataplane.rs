@@ -31,7 +31,7 @@ pub struct LvsLimits {
     pub max_services: u32,
     /// Maglev ring size per service: a prime larger than 100 × the backends of a service.
     pub maglev_size: u32,
-    /// Per-CPU conntrack entries.
+    /// Conntrack entries (shared LRU).
     pub conntrack_entries: u32,
     /// Shared NAT entries (two per NAT connection).
     pub nat_entries: u32,

@@ -2,6 +2,9 @@
 //! rebuild writes memory instead of making one syscall per slot. Hand-written because aya
 //! 0.14 has no mmap for maps. Each slot is one aligned u32, stored atomically, so the XDP
 //! program sees either the old or the new value of a slot, never a mix.
+//!
+//! Array maps keep each value in an 8-byte-aligned cell (the kernel rounds the value size up
+//! to 8), so slot `i` is at byte `8 * i`, not `4 * i`.
 use std::{
     os::fd::{AsFd, AsRawFd},
     sync::atomic::{AtomicU32, Ordering},
@@ -9,8 +12,11 @@ use std::{
 
 use anyhow::{Result, bail};
 
+/// Bytes between consecutive values of an array map (`round_up(value_size, 8)`).
+const CELL: usize = 8;
+
 pub struct RingMemory {
-    base: *mut AtomicU32,
+    base: *mut u8,
     slots: usize,
     mapped_len: usize,
 }
@@ -22,7 +28,7 @@ impl RingMemory {
     /// Maps `slots` u32 values of the array map behind `fd`.
     pub fn map(fd: impl AsFd, slots: usize) -> Result<Self> {
         let page = 4096;
-        let mapped_len = (slots * 4).div_ceil(page) * page;
+        let mapped_len = (slots * CELL).div_ceil(page) * page;
         // SAFETY: a shared mapping of a BPF array map, length rounded to pages as the kernel
         // requires; the pointer is checked before use.
         let base = unsafe {
@@ -45,8 +51,8 @@ impl RingMemory {
         if index >= self.slots {
             bail!("ring slot {index} is outside the map ({} slots)", self.slots);
         }
-        // SAFETY: in bounds of the live mapping; AtomicU32 has u32's layout.
-        Ok(unsafe { &*self.base.add(index) })
+        // SAFETY: in bounds of the live mapping, 8-byte aligned; AtomicU32 has u32's layout.
+        Ok(unsafe { &*(self.base.add(index * CELL) as *const AtomicU32) })
     }
 
     pub fn write(&self, index: usize, value: u32) -> Result<()> {

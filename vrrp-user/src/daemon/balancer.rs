@@ -88,7 +88,6 @@ impl Balancer {
             tracing::info!(checkers = tasks.len(), "health checkers starting");
         }
         self.checkers = check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES);
-        self.poke_unresolved(dataplane);
     }
 
     pub fn health(&mut self, event: HealthEvent, dataplane: &mut Dataplane) {
@@ -117,19 +116,45 @@ impl Balancer {
         }
     }
 
-    /// Backends whose MAC the data plane has not learned yet: one empty UDP datagram to the
-    /// discard port makes the kernel resolve the neighbour, so the XDP program's FIB lookup
-    /// finds it (until then their packets go to the stack, counted `unresolved`).
-    pub fn poke_unresolved(&self, dataplane: &Dataplane) {
+    /// Backends whose MAC the data plane does not know yet: from the kernel's neighbour
+    /// table when it has them; otherwise one empty UDP datagram to the discard port makes the
+    /// kernel resolve the neighbour (until then their packets go to the stack, counted
+    /// `unresolved`; the XDP program's own FIB lookup also fills them in where forwarding is on).
+    pub async fn resolve_backends(&self, netlink: &crate::net::Netlink, dataplane: &mut Dataplane) {
+        let mut unresolved = Vec::new();
         for view in self.tables.views() {
-            if view.forwarding == LbKind::Tun && view.backends.is_empty() {
-                continue;
-            }
             for backend in &view.backends {
-                let resolved = dataplane.backend(backend.index).map(|b| b.flags & BACKEND_RESOLVED != 0).unwrap_or(true);
-                if !resolved {
-                    poke(backend.plan.addr);
+                if let Ok(entry) = dataplane.backend(backend.index)
+                    && entry.family != 0
+                    && entry.flags & BACKEND_RESOLVED == 0
+                {
+                    unresolved.push((backend.index, backend.plan.addr, entry));
                 }
+            }
+        }
+        if unresolved.is_empty() {
+            return;
+        }
+        let neighbours = match netlink.neighbours().await {
+            Ok(neighbours) => neighbours,
+            Err(error) => {
+                tracing::warn!("reading the neighbour table: {error:#}");
+                Default::default()
+            }
+        };
+        for (index, addr, mut entry) in unresolved {
+            match neighbours.get(&addr) {
+                Some(neighbour) => {
+                    entry.mac = neighbour.mac;
+                    entry.src_mac = neighbour.our_mac;
+                    entry.ifindex = neighbour.ifindex;
+                    entry.flags |= BACKEND_RESOLVED;
+                    match dataplane.put_backend(index, &entry) {
+                        Ok(()) => tracing::info!(real = %addr, ifindex = neighbour.ifindex, "real server's MAC resolved"),
+                        Err(error) => tracing::warn!(real = %addr, "writing its MAC: {error:#}"),
+                    }
+                }
+                None => poke(addr),
             }
         }
     }

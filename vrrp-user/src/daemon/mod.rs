@@ -212,7 +212,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 let statuses = daemon.vrrp.statuses();
                 daemon.balancer.vrrp_states(&statuses, &mut daemon.dataplane);
             }
-            _ = neighbours.tick() => daemon.balancer.poke_unresolved(&daemon.dataplane),
+            _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink, &mut daemon.dataplane).await,
             signal = signals.next() => match signal {
                 Received::Stop => break,
                 Received::Reload => {

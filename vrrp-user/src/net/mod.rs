@@ -2,6 +2,7 @@
 //! removes virtual addresses. Gratuitous ARP / unsolicited NA frames are built by
 //! `vrrp::wire` and sent by the instance runtime.
 mod addresses;
+mod neighbours;
 pub mod route_spec;
 mod routes;
 pub mod vmac;
@@ -9,4 +10,5 @@ mod watch;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable};
 pub use routes::RouteTable;
+pub use neighbours::Neighbour;
 pub use watch::{Removed, watch_removals};

@@ -1,0 +1,253 @@
+//! The balancer end to end: a client, one LB namespace running keepxdp, three real servers,
+//! real TCP. DR: everything on one switch, real servers hold the VIP on lo with arp_ignore.
+//! NAT: the LB routes between the client's link and the real servers' switch.
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::{Result, ensure};
+use keepxdp_lab::{
+    http::{self, HttpServer},
+    keepxdp::Keepxdp,
+    netns::{Netns, Switch, veth_pair},
+    process::wait_for,
+    require_root,
+};
+use keepxdp_tests::{AttachedXdp, attach_xdp_pass, keepxdp_bin};
+
+const VIP: &str = "10.0.0.100";
+
+fn real_servers(kind: &str, servers: &[(&str, u32)], port: u16) -> String {
+    servers
+        .iter()
+        .map(|(ip, weight)| format!("  real_server {ip} {port} {{\n    weight {weight}\n  }}\n"))
+        .collect::<Vec<_>>()
+        .join("")
+        .replace("KIND", kind)
+}
+
+fn config(kind: &str, servers: &[(&str, u32)], real_port: u16, gateway: &str) -> String {
+    format!(
+        "global_defs {{\n  router_id lb\n}}\n\
+         vrrp_instance VI_1 {{\n  interface eth0\n  state MASTER\n  priority 150\n  virtual_router_id 51\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+         {gateway}\
+         virtual_server {VIP} 80 {{\n  lb_algo wrr\n  lb_kind {kind}\n  protocol TCP\n{}}}\n",
+        real_servers(kind, servers, real_port)
+    )
+}
+
+/// `count` GETs from fixed source ports; every one must succeed. Who answered, how often.
+fn requests(client: &Netns, count: u16, first_port: u16) -> Result<BTreeMap<String, u32>> {
+    let path = client.path();
+    std::thread::spawn(move || -> Result<BTreeMap<String, u32>> {
+        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let target: SocketAddr = format!("{VIP}:80").parse()?;
+        let mut seen = BTreeMap::new();
+        for i in 0..count {
+            let name = http::get(target, first_port + i).map_err(|e| anyhow::anyhow!("request {i}: {e:#}"))?;
+            *seen.entry(name).or_insert(0) += 1;
+        }
+        Ok(seen)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
+}
+
+fn within(seen: &BTreeMap<String, u32>, name: &str, expected: f64) -> bool {
+    let got = *seen.get(name).unwrap_or(&0) as f64;
+    (got - expected).abs() <= expected * 0.2
+}
+
+/// Long-lived connections, then a reload that removes `removed`; the connections to the
+/// other servers must keep working, and new requests avoid the removed one.
+fn reload_keeps_established_connections(
+    lb: &Netns,
+    keepxdp: &Keepxdp,
+    client: &Netns,
+    new_config: &str,
+    removed: &str,
+) -> Result<()> {
+    let path = client.path();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (reloaded_tx, reloaded_rx) = std::sync::mpsc::channel::<()>();
+    let client_thread = std::thread::spawn(move || -> Result<(usize, usize)> {
+        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let target: SocketAddr = format!("{VIP}:80").parse()?;
+        let mut held = Vec::new();
+        for i in 0..24u16 {
+            held.push(http::hold(target, 40000 + i)?);
+        }
+        for (_, stream) in held.iter_mut() {
+            http::echo(stream, "before\n")?;
+        }
+        held_tx.send(())?;
+        reloaded_rx.recv()?;
+        let mut kept = 0;
+        let mut others = 0;
+        for (server, stream) in held.iter_mut() {
+            if server.as_str() == "rs3" {
+                continue;
+            }
+            others += 1;
+            http::echo(stream, "after the reload\n").map_err(|e| anyhow::anyhow!("connection to {server}: {e:#}"))?;
+            kept += 1;
+        }
+        Ok((kept, others))
+    });
+    held_rx.recv()?;
+    std::fs::write(&keepxdp.config_path, new_config)?;
+    keepxdp.child.signal(nix::sys::signal::Signal::SIGHUP)?;
+    wait_for("the reload", Duration::from_secs(10), || {
+        let status: serde_json::Value = serde_json::from_str(&keepxdp.status_json()?)?;
+        Ok(status["reloads"] == 1)
+    })?;
+    reloaded_tx.send(())?;
+    let (kept, others) = client_thread.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    ensure!(others > 0, "no long-lived connection landed on the remaining servers");
+    ensure!(kept == others, "{kept} of {others} established connections survived");
+    let after = requests(client, 60, 30000)?;
+    ensure!(!after.contains_key(removed), "{removed} still gets new connections: {after:?}");
+    ensure!(after.values().sum::<u32>() == 60);
+    let _ = lb;
+    Ok(())
+}
+
+fn lvs_table(keepxdp: &Keepxdp, lb: &Netns) -> Result<String> {
+    lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])
+}
+
+struct Dr {
+    _xdp: Vec<AttachedXdp>,
+    _servers: Vec<HttpServer>,
+    client: Netns,
+    lb: Netns,
+    _rs: Vec<Netns>,
+    _switch: Switch,
+}
+
+fn dr_lab() -> Result<Dr> {
+    let mut switch = Switch::new()?;
+    let client = Netns::new("cl")?;
+    let lb = Netns::new("lb")?;
+    switch.plug(&client, "eth0", "10.0.0.1/24")?;
+    full_checksums(&client, "eth0")?;
+    let lb_port = switch.plug(&lb, "eth0", "10.0.0.2/24")?;
+    // The LB sends with native XDP_TX: its switch port must carry an XDP program.
+    let mut xdp = vec![attach_xdp_pass(&switch.netns, &lb_port)?];
+    let mut rs = Vec::new();
+    let mut servers = Vec::new();
+    for n in 1..=3 {
+        let host = Netns::new(&format!("rs{n}"))?;
+        switch.plug(&host, "eth0", &format!("10.0.0.1{n}/24"))?;
+        host.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            for scope in ["all", "eth0"] {
+                host.run("sysctl", &["-qw", &format!("net.ipv4.conf.{scope}.{key}={value}")])?;
+            }
+        }
+        servers.push(HttpServer::start(&host, "0.0.0.0:80".parse()?, &format!("rs{n}"))?);
+        rs.push(host);
+    }
+    xdp.shrink_to_fit();
+    Ok(Dr { _xdp: xdp, _servers: servers, client, lb, _rs: rs, _switch: switch })
+}
+
+/// veths hand frames on with the TCP/UDP checksum left for "hardware" to fill in
+/// (CHECKSUM_PARTIAL); a frame the balancer forwards in XDP leaves that state behind, so lab
+/// hosts compute checksums in software, as frames from a real NIC arrive.
+fn full_checksums(netns: &Netns, device: &str) -> Result<()> {
+    netns.run("ethtool", &["-K", device, "tx", "off"])?;
+    Ok(())
+}
+
+fn holds(netns: &Netns, device: &str, addr: &str) -> Result<bool> {
+    Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {addr}/")))
+}
+
+/// keepxdp up, Master for the VIP (so the balancer forwards it), and the real servers'
+/// MACs known: until a neighbour is resolved the balancer hands its packets to the stack
+/// (counted `unresolved`) while keepxdp has the kernel resolve it.
+fn start(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str]) -> Result<Keepxdp> {
+    let keepxdp = Keepxdp::start(&keepxdp_bin()?, lb, dir, config)?;
+    wait_for("the LB to become Master", Duration::from_secs(10), || holds(lb, "eth0", VIP))?;
+    wait_for("the balancer to forward the VIP", Duration::from_secs(5), || Ok(lvs_table(&keepxdp, lb)?.contains(" master")))?;
+    wait_for("the real servers' MACs", Duration::from_secs(10), || {
+        let json = lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--json", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])?;
+        let table: serde_json::Value = serde_json::from_str(&json)?;
+        let resolved: Vec<String> = table["services"][0]["backends"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["resolved"] == true)
+            .filter_map(|b| b["address"].as_str().map(|a| a.split(':').next().unwrap_or_default().to_string()))
+            .collect();
+        Ok(real_servers.iter().all(|rs| resolved.iter().any(|r| r == rs)))
+    })?;
+    Ok(keepxdp)
+}
+
+#[test]
+fn lab_dr_spreads_300_requests_by_weight_and_a_reload_keeps_established_connections() -> Result<()> {
+    require_root()?;
+    let dir = tempfile::tempdir()?;
+    let lab = dr_lab()?;
+    let servers = [("10.0.0.11", 1), ("10.0.0.12", 1), ("10.0.0.13", 2)];
+    let keepxdp = start(&lab.lb, dir.path(), &config("DR", &servers, 80, ""), &["10.0.0.11", "10.0.0.12", "10.0.0.13"])?;
+    let seen = requests(&lab.client, 300, 20000).map_err(|e| anyhow::anyhow!("{e:#}\n{}\n{}", lvs_table(&keepxdp, &lab.lb).unwrap_or_default(), keepxdp.child.log_text()))?;
+    let table = lvs_table(&keepxdp, &lab.lb)?;
+    ensure!(seen.values().sum::<u32>() == 300, "{seen:?}");
+    ensure!(within(&seen, "rs1", 75.0) && within(&seen, "rs2", 75.0) && within(&seen, "rs3", 150.0), "weights 1:1:2, got {seen:?}\n{table}");
+    ensure!(table.contains("Route") && table.contains("10.0.0.13:80"), "{table}");
+    let smaller = config("DR", &servers[..2], 80, "");
+    reload_keeps_established_connections(&lab.lb, &keepxdp, &lab.client, &smaller, "rs3")
+}
+
+struct Nat {
+    _xdp: Vec<AttachedXdp>,
+    _servers: Vec<HttpServer>,
+    client: Netns,
+    lb: Netns,
+    _rs: Vec<Netns>,
+    _switch: Switch,
+}
+
+fn nat_lab() -> Result<Nat> {
+    let mut switch = Switch::new()?;
+    let client = Netns::new("cl")?;
+    let lb = Netns::new("lb")?;
+    veth_pair(&client, "eth0", "10.0.0.1/24", &lb, "eth0", "10.0.0.2/24")?;
+    full_checksums(&client, "eth0")?;
+    lb.run("sysctl", &["-qw", "net.ipv4.conf.all.forwarding=1"])?;
+    let lb_port = switch.plug(&lb, "eth1", "10.1.0.1/24")?;
+    // Frames the LB redirects or sends back with native XDP need a program on the receiver.
+    let xdp = vec![attach_xdp_pass(&switch.netns, &lb_port)?, attach_xdp_pass(&client, "eth0")?];
+    let mut rs = Vec::new();
+    let mut servers = Vec::new();
+    for n in 1..=3 {
+        let host = Netns::new(&format!("rs{n}"))?;
+        switch.plug(&host, "eth0", &format!("10.1.0.1{n}/24"))?;
+        full_checksums(&host, "eth0")?;
+        host.ip(&["route", "add", "default", "via", "10.1.0.254"])?;
+        servers.push(HttpServer::start(&host, "0.0.0.0:8080".parse()?, &format!("rs{n}"))?);
+        rs.push(host);
+    }
+    Ok(Nat { _xdp: xdp, _servers: servers, client, lb, _rs: rs, _switch: switch })
+}
+
+/// The classic keepalived NAT pair: the real servers' gateway is a VIP of a second instance.
+const GATEWAY: &str = "vrrp_instance VI_GW {\n  interface eth1\n  state MASTER\n  priority 150\n  virtual_router_id 52\n  advert_int 1\n  virtual_ipaddress {\n    10.1.0.254/24\n  }\n}\n";
+
+#[test]
+fn lab_nat_spreads_300_requests_by_weight_translates_replies_and_a_reload_keeps_established_connections() -> Result<()> {
+    require_root()?;
+    let dir = tempfile::tempdir()?;
+    let lab = nat_lab()?;
+    let servers = [("10.1.0.11", 1), ("10.1.0.12", 1), ("10.1.0.13", 2)];
+    let keepxdp = start(&lab.lb, dir.path(), &config("NAT", &servers, 8080, GATEWAY), &["10.1.0.11", "10.1.0.12", "10.1.0.13"])?;
+    wait_for("the gateway VIP", Duration::from_secs(10), || holds(&lab.lb, "eth1", "10.1.0.254"))?;
+    let seen = requests(&lab.client, 300, 20000).map_err(|e| anyhow::anyhow!("{e:#}\n{}\n{}", lvs_table(&keepxdp, &lab.lb).unwrap_or_default(), keepxdp.child.log_text()))?;
+    let table = lvs_table(&keepxdp, &lab.lb)?;
+    ensure!(seen.values().sum::<u32>() == 300, "{seen:?}");
+    ensure!(within(&seen, "rs1", 75.0) && within(&seen, "rs2", 75.0) && within(&seen, "rs3", 150.0), "weights 1:1:2, got {seen:?}\n{table}");
+    ensure!(table.contains("Masq") && table.contains("nat_reverse"), "replies are translated in XDP:\n{table}");
+    let smaller = config("NAT", &servers[..2], 8080, GATEWAY);
+    reload_keeps_established_connections(&lab.lb, &keepxdp, &lab.client, &smaller, "rs3")
+}
