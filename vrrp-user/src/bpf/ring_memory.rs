@@ -9,6 +9,12 @@ use std::{
 
 use anyhow::{Result, bail};
 
+/// Bytes between two elements of a BPF array in its memory map: the kernel rounds every
+/// element up to 8 bytes (`elem_size = round_up(value_size, 8)` in kernel/bpf/arraymap.c),
+/// so slot `i`'s u32 sits at byte `8 * i`, followed by 4 bytes of padding. (A stride of 4
+/// wrote ring slot `i` into element `i / 2`, or into padding for odd `i`.)
+const ELEMENT_STRIDE: usize = 8;
+
 pub struct RingMemory {
     base: *mut AtomicU32,
     slots: usize,
@@ -22,7 +28,7 @@ impl RingMemory {
     /// Maps `slots` u32 values of the array map behind `fd`.
     pub fn map(fd: impl AsFd, slots: usize) -> Result<Self> {
         let page = 4096;
-        let mapped_len = (slots * 4).div_ceil(page) * page;
+        let mapped_len = (slots * ELEMENT_STRIDE).div_ceil(page) * page;
         // SAFETY: a shared mapping of a BPF array map, length rounded to pages as the kernel
         // requires; the pointer is checked before use.
         let base = unsafe {
@@ -45,8 +51,9 @@ impl RingMemory {
         if index >= self.slots {
             bail!("ring slot {index} is outside the map ({} slots)", self.slots);
         }
-        // SAFETY: in bounds of the live mapping; AtomicU32 has u32's layout.
-        Ok(unsafe { &*self.base.add(index) })
+        // SAFETY: in bounds of the live mapping (slots × stride bytes); the value is the first
+        // 4 bytes of its 8-byte aligned element; AtomicU32 has u32's layout.
+        Ok(unsafe { &*self.base.add(index * (ELEMENT_STRIDE / 4)) })
     }
 
     pub fn write(&self, index: usize, value: u32) -> Result<()> {
