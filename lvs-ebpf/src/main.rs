@@ -72,6 +72,11 @@ pub fn balance(ctx: &XdpContext) -> u32 {
         }
     }
     let mut choice = choose(&packet, service);
+    // NAT writes the reply entry of new flows; a sorry-server flow is never one (choose()
+    // keeps no state for an empty ring), so without this its replies went to the client
+    // untranslated, from the sorry server's own address. It is written on every packet:
+    // there is no state telling the first one, and the sorry path is the degraded one.
+    let mut sorry = false;
     if choice.backend == NO_BACKEND {
         if service.sorry_backend == NO_BACKEND {
             service_stat!(service.index, no_backend);
@@ -79,6 +84,7 @@ pub fn balance(ctx: &XdpContext) -> u32 {
         }
         service_stat!(service.index, sorry);
         choice.backend = service.sorry_backend;
+        sorry = true;
     }
     let Some(backend) = BACKENDS.get_ptr_mut(choice.backend) else { return XDP_PASS };
     let backend = unsafe { &mut *backend };
@@ -92,7 +98,7 @@ pub fn balance(ctx: &XdpContext) -> u32 {
     let verdict = if kind == FWD_DR {
         Some(forward::direct_route(ctx, backend))
     } else if kind == FWD_NAT {
-        if choice.new_flow {
+        if choice.new_flow || sorry {
             remember_client(ctx, &packet, backend, service.index, choice.backend);
         }
         forward::nat_forward(ctx, &packet, backend)

@@ -13,7 +13,7 @@ pub fn test() -> Result<()> {
     ]))?;
 
     eprintln!("== BPF tests: the XDP programs loaded and run on crafted frames (BPF_PROG_TEST_RUN)");
-    shell::run(shell::cargo().args(["test", "-p", "keepxdp-tests", "--test", "bpf_guard"]))?;
+    shell::run(shell::cargo().args(["test", "-p", "keepxdp-tests", "--test", "bpf_guard", "--test", "bpf_lvs"]))?;
 
     eprintln!("== lab tests: network namespaces, keepalived, keepxdp, real packets");
     shell::run(shell::cargo().args(["build", "-p", "keepxdp", "--bin", "keepxdp"]))?;

@@ -1,6 +1,6 @@
 //! Lab building blocks for keepxdp's privileged tests, benchmarks and demo: network
 //! namespaces that are removed on drop, veth links between them, child processes that are
-//! killed on drop, crafted VRRP frames, and Debian's keepalived as a peer.
+//! killed on drop, crafted VRRP and TCP/UDP frames (with checksum checks and pcap output), and Debian's keepalived as a peer.
 //!
 //! Everything a lab creates is named with the creating process's pid, and torn down by that
 //! name: nothing outside the lab is touched.
@@ -10,6 +10,7 @@ pub mod http;
 pub mod keepalived;
 pub mod keepxdp;
 pub mod netns;
+pub mod packets;
 pub mod process;
 pub mod vrrp_lab;
 

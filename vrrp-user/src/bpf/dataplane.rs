@@ -429,4 +429,19 @@ impl Dataplane {
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
     }
+
+    /// Runs the balancer alone once on `frame` (BPF_PROG_TEST_RUN): the verdict and the frame
+    /// after (TUN output is longer than the input: the buffer has room for the outer header).
+    pub fn run_balancer(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        use aya::programs::{TestRun, TestRunOptions};
+        let program = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
 }
