@@ -7,7 +7,7 @@ use keepxdp::{
     bpf::{LvsLimits, format_table, read_guard_stats},
     config::{self, LoadOptions},
     ctl::{read_status, status_table},
-    daemon::{RunOptions, UnusableConfig, run},
+    daemon::{LbBackend, RunOptions, UnusableConfig, run},
 };
 use tracing_subscriber::EnvFilter;
 use vrrp_common::pins::DEFAULT_PIN_DIR;
@@ -53,6 +53,10 @@ enum Command {
         /// Shared NAT state entries (two per NAT connection).
         #[arg(long, default_value_t = vrrp_common::lvs::DEFAULT_NAT_ENTRIES)]
         nat_entries: u32,
+        /// What forwards the virtual_servers: keepxdp's XDP balancer, or the kernel's IPVS
+        /// (needs a kernel with ip_vs).
+        #[arg(long, value_enum, default_value = "xdp")]
+        lb_backend: LbBackend,
     },
     /// Print the balancer's services, real servers and counters from the pinned maps, like
     /// `ipvsadm -Ln --stats`.
@@ -168,13 +172,14 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             maglev_size,
             conntrack_entries,
             nat_entries,
+            lb_backend,
         } => {
             let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
             if !keepxdp::lvs::maglev::is_prime(maglev_size) {
                 anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lvs { pin_dir, json } => {

@@ -8,7 +8,7 @@ use std::{
 use anyhow::{Context, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, ProgramArray},
+    maps::{HashMap, MapData, ProgramArray},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use serde::Serialize;
@@ -22,7 +22,7 @@ use vrrp_common::{
     },
 };
 
-use super::{GuardMaps, LVS_EBPF, VRRP_EBPF, ring_memory::RingMemory};
+use super::{GuardMaps, LVS_EBPF, VRRP_EBPF, XdpMaps};
 
 /// Sizes of the balancer's maps, fixed when the object is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,7 +92,7 @@ pub struct Dataplane {
     guard: Ebpf,
     lvs: Ebpf,
     limits: LvsLimits,
-    rings: Option<RingMemory>,
+    lvs_maps: XdpMaps,
     attachments: Vec<Attachment>,
     pins: Vec<PathBuf>,
     /// `--keep-dataplane`: on drop, leave programs attached and pinned.
@@ -133,16 +133,13 @@ impl Dataplane {
         let mut lvs = loader.load(LVS_EBPF).context("loading the balancer object")?;
         xdp_program(&mut guard, PROG_VRRP_GUARD)?.load().context("verifying vrrp_guard")?;
         xdp_program(&mut lvs, PROG_LVS_BALANCER)?.load().context("verifying lvs_balancer")?;
-        let rings = match lvs.map(MAP_LVS_MAGLEV) {
-            Some(Map::Array(data)) => RingMemory::map(data.fd(), ring_slots as usize)?,
-            _ => return Err(anyhow!("the balancer object has no array {MAP_LVS_MAGLEV}")),
-        };
+        let lvs_maps = XdpMaps::of(&lvs, ring_slots)?;
         let mut pins = Vec::new();
         if let Some(dir) = &options.state_pin_dir {
             pins.extend([MAP_LVS_CONNTRACK, MAP_LVS_NAT].map(|name| dir.join(name)));
         }
         let mut dataplane =
-            Self { guard, lvs, limits, rings: Some(rings), attachments: Vec::new(), pins, keep: false };
+            Self { guard, lvs, limits, lvs_maps, attachments: Vec::new(), pins, keep: false };
         dataplane.chain_balancer()?;
         Ok(dataplane)
     }
@@ -151,12 +148,17 @@ impl Dataplane {
         self.limits
     }
 
-    pub(super) fn rings(&mut self) -> Result<&RingMemory> {
-        self.rings.as_ref().ok_or_else(|| anyhow!("the Maglev rings are not mapped"))
+    pub(super) fn lvs_maps(&self) -> &XdpMaps {
+        &self.lvs_maps
     }
 
-    pub(super) fn rings_ref(&self) -> Result<&RingMemory> {
-        self.rings.as_ref().ok_or_else(|| anyhow!("the Maglev rings are not mapped"))
+    pub(super) fn lvs_maps_mut(&mut self) -> &mut XdpMaps {
+        &mut self.lvs_maps
+    }
+
+    /// A handle of its own on the balancer's maps, for the controller to keep.
+    pub fn lvs_maps_handle(&self) -> Result<XdpMaps> {
+        XdpMaps::of(&self.lvs, self.limits.max_services * self.limits.maglev_size)
     }
 
     /// The balancer's object, read-only.

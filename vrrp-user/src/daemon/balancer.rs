@@ -6,16 +6,26 @@ use std::{
     sync::Arc,
 };
 
+use anyhow::Result;
 use tokio::{sync::mpsc, task::JoinHandle};
-use vrrp_common::lvs::BACKEND_RESOLVED;
 
 use crate::{
-    bpf::{Dataplane, LvsMaps},
+    bpf::Dataplane,
     check::{self, HealthSink},
     config::{Config, model::LbKind},
-    lvs::{LvsTables, ServicePlan, ServiceView, plan},
+    lvs::{IpvsLvs, LvsDataplane, LvsTables, ServicePlan, ServiceView, XdpLvs, ipvs::IpvsSocket, plan},
     vrrp::{fsm::State, instance::InstanceStatus},
 };
+
+/// What forwards the virtual_servers (`keepxdp run --lb-backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LbBackend {
+    /// keepxdp's XDP balancer.
+    #[default]
+    Xdp,
+    /// The kernel's IPVS over generic netlink (needs ip_vs).
+    Ipvs,
+}
 
 /// A checker verdict on its way to the daemon's loop.
 pub struct HealthEvent {
@@ -37,7 +47,7 @@ impl HealthSink for ChannelSink {
 const MAX_CONCURRENT_PROBES: usize = 512;
 
 pub struct Balancer {
-    tables: LvsTables,
+    forwarding: Box<dyn LvsDataplane>,
     plans: Vec<ServicePlan>,
     /// VIP → the vrrp_instance that owns it.
     vip_owners: BTreeMap<IpAddr, String>,
@@ -46,25 +56,29 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub fn new(dataplane: &Dataplane) -> (Self, mpsc::UnboundedReceiver<HealthEvent>) {
+    pub fn new(dataplane: &Dataplane, backend: LbBackend) -> Result<(Self, mpsc::UnboundedReceiver<HealthEvent>)> {
         let (health, events) = mpsc::unbounded_channel();
+        let forwarding: Box<dyn LvsDataplane> = match backend {
+            LbBackend::Xdp => Box::new(XdpLvs { tables: LvsTables::new(dataplane.limits()), maps: dataplane.lvs_maps_handle()? }),
+            LbBackend::Ipvs => Box::new(IpvsLvs::new(IpvsSocket::connect()?)),
+        };
         let balancer = Self {
-            tables: LvsTables::new(dataplane.limits()),
+            forwarding,
             plans: Vec::new(),
             vip_owners: BTreeMap::new(),
             checkers: Vec::new(),
             health,
         };
-        (balancer, events)
+        Ok((balancer, events))
     }
 
     pub fn views(&self) -> Vec<ServiceView> {
-        self.tables.views()
+        self.forwarding.views()
     }
 
     /// Brings the maps to `model`'s virtual_servers and restarts the checkers. Checkers start
     /// from the configured state (`alpha` down, else up), as keepalived does on reload.
-    pub fn apply(&mut self, model: &Config, dataplane: &mut Dataplane) {
+    pub fn apply(&mut self, model: &Config) {
         let (plans, warnings) = plan(model);
         for warning in warnings {
             tracing::warn!("{warning}");
@@ -75,8 +89,8 @@ impl Balancer {
             .flat_map(|i| i.virtual_ipaddress.iter().map(move |a| (a.address, i.name.clone())))
             .collect();
         let (v4, v6) = tunnel_sources(&plans);
-        self.tables.set_tunnel_sources(v4, v6);
-        for error in self.tables.apply(&plans, dataplane) {
+        self.forwarding.set_tunnel_sources(v4, v6);
+        for error in self.forwarding.apply(&plans) {
             tracing::error!("balancer: {error}");
         }
         self.plans = plans;
@@ -90,8 +104,8 @@ impl Balancer {
         self.checkers = check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES);
     }
 
-    pub fn health(&mut self, event: HealthEvent, dataplane: &mut Dataplane) {
-        match self.tables.set_health(&event.service, &event.real, event.up, event.weight, dataplane) {
+    pub fn health(&mut self, event: HealthEvent) {
+        match self.forwarding.set_health(&event.service, &event.real, event.up, event.weight) {
             Ok(true) => tracing::info!(
                 service = event.service,
                 real = event.real,
@@ -104,14 +118,14 @@ impl Balancer {
     }
 
     /// VRRP states → `vip_state`: a VIP whose instance is not Master is not forwarded here.
-    pub fn vrrp_states(&mut self, statuses: &[InstanceStatus], dataplane: &mut Dataplane) {
+    pub fn vrrp_states(&mut self, statuses: &[InstanceStatus]) {
         let master: BTreeMap<&str, bool> = statuses.iter().map(|s| (s.name.as_str(), s.state == State::Master)).collect();
         let vips = self
             .vip_owners
             .iter()
             .map(|(vip, owner)| (*vip, master.get(owner.as_str()).copied().unwrap_or(false)))
             .collect();
-        if let Err(error) = self.tables.set_vrrp_vips(vips, dataplane) {
+        if let Err(error) = self.forwarding.set_vrrp_vips(vips) {
             tracing::error!("writing vip_state: {error:#}");
         }
     }
@@ -120,18 +134,8 @@ impl Balancer {
     /// table when it has them; otherwise one empty UDP datagram to the discard port makes the
     /// kernel resolve the neighbour (until then their packets go to the stack, counted
     /// `unresolved`; the XDP program's own FIB lookup also fills them in where forwarding is on).
-    pub async fn resolve_backends(&self, netlink: &crate::net::Netlink, dataplane: &mut Dataplane) {
-        let mut unresolved = Vec::new();
-        for view in self.tables.views() {
-            for backend in &view.backends {
-                if let Ok(entry) = dataplane.backend(backend.index)
-                    && entry.family != 0
-                    && entry.flags & BACKEND_RESOLVED == 0
-                {
-                    unresolved.push((backend.index, backend.plan.addr, entry));
-                }
-            }
-        }
+    pub async fn resolve_backends(&mut self, netlink: &crate::net::Netlink) {
+        let unresolved = self.forwarding.unresolved();
         if unresolved.is_empty() {
             return;
         }
@@ -142,18 +146,12 @@ impl Balancer {
                 Default::default()
             }
         };
-        for (index, addr, mut entry) in unresolved {
+        for addr in unresolved {
             match neighbours.get(&addr) {
-                Some(neighbour) => {
-                    entry.mac = neighbour.mac;
-                    entry.src_mac = neighbour.our_mac;
-                    entry.ifindex = neighbour.ifindex;
-                    entry.flags |= BACKEND_RESOLVED;
-                    match dataplane.put_backend(index, &entry) {
-                        Ok(()) => tracing::info!(real = %addr, ifindex = neighbour.ifindex, "real server's MAC resolved"),
-                        Err(error) => tracing::warn!(real = %addr, "writing its MAC: {error:#}"),
-                    }
-                }
+                Some(neighbour) => match self.forwarding.resolved(addr, *neighbour) {
+                    Ok(()) => tracing::info!(real = %addr, ifindex = neighbour.ifindex, "real server's MAC resolved"),
+                    Err(error) => tracing::warn!(real = %addr, "writing its MAC: {error:#}"),
+                },
                 None => poke(addr),
             }
         }

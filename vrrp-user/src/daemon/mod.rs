@@ -3,6 +3,7 @@
 //! configuration; unchanged instances are not touched); SIGTERM/SIGINT take it all down
 //! (Masters send priority 0 and remove their virtual addresses first).
 mod balancer;
+pub use balancer::LbBackend;
 mod instances;
 mod statics;
 
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub keep_dataplane: bool,
     /// Sizes of the balancer's maps.
     pub limits: LvsLimits,
+    /// What forwards the virtual_servers.
+    pub lb_backend: LbBackend,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -149,7 +152,7 @@ impl Daemon {
                 return;
             }
         };
-        self.balancer.apply(&model, &mut self.dataplane);
+        self.balancer.apply(&model);
         if let Err(error) = self.apply_guard(guarded(&model)) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
@@ -172,7 +175,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         limits: options.limits,
         state_pin_dir: Some(options.pin_dir.clone()),
     })?;
-    let (balancer, mut health_events) = balancer::Balancer::new(&dataplane);
+    let (balancer, mut health_events) = balancer::Balancer::new(&dataplane, options.lb_backend)?;
     let mut daemon = Daemon {
         dataplane,
         balancer,
@@ -188,7 +191,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     statics.apply(&daemon.statics, &daemon.netlink).await;
     daemon.statics = statics;
     // The balancer's maps are complete before the guard starts handing it frames.
-    daemon.balancer.apply(&model, &mut daemon.dataplane);
+    daemon.balancer.apply(&model);
     daemon.apply_guard(guarded(&model))?;
     daemon.dataplane.pin(&daemon.options.pin_dir)?;
     daemon.vrrp.apply(&model).await;
@@ -207,12 +210,12 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let mut neighbours = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            Some(event) = health_events.recv() => daemon.balancer.health(event, &mut daemon.dataplane),
+            Some(event) = health_events.recv() => daemon.balancer.health(event),
             _ = vip_sync.tick() => {
                 let statuses = daemon.vrrp.statuses();
-                daemon.balancer.vrrp_states(&statuses, &mut daemon.dataplane);
+                daemon.balancer.vrrp_states(&statuses);
             }
-            _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink, &mut daemon.dataplane).await,
+            _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink).await,
             signal = signals.next() => match signal {
                 Received::Stop => break,
                 Received::Reload => {

@@ -1,0 +1,93 @@
+//! What forwards the services: keepxdp's XDP balancer (`XdpLvs`, the default) or the
+//! kernel's IPVS (`IpvsLvs`, `keepxdp run --lb-backend ipvs`). The daemon talks to either
+//! through `LvsDataplane`.
+use std::{collections::BTreeMap, net::IpAddr};
+
+use anyhow::Result;
+use vrrp_common::lvs::{BACKEND_RESOLVED, Backend};
+
+use super::{LvsTables, ServicePlan, ServiceView};
+use crate::{bpf::LvsMaps, net::Neighbour};
+
+pub trait LvsDataplane: Send {
+    /// Makes the forwarding carry exactly `plans`; errors of single services are returned,
+    /// the others are applied.
+    fn apply(&mut self, plans: &[ServicePlan]) -> Vec<String>;
+    /// A checker verdict; true when something changed.
+    fn set_health(&mut self, service: &str, real: &str, up: bool, weight: Option<u32>) -> Result<bool>;
+    /// VRRP's view of the VIPs (VIP → this node is Master).
+    fn set_vrrp_vips(&mut self, vips: BTreeMap<IpAddr, bool>) -> Result<()>;
+    fn views(&self) -> Vec<ServiceView>;
+    /// TUN's outer source addresses (XDP only).
+    fn set_tunnel_sources(&mut self, _v4: Option<std::net::Ipv4Addr>, _v6: Option<std::net::Ipv6Addr>) {}
+    /// Real servers whose MAC the data plane still needs (XDP only).
+    fn unresolved(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
+    /// The kernel's neighbour entry for a real server (XDP only).
+    fn resolved(&mut self, _addr: IpAddr, _neighbour: Neighbour) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The XDP balancer: `LvsTables` writing through `LvsMaps`.
+pub struct XdpLvs<M> {
+    pub tables: LvsTables,
+    pub maps: M,
+}
+
+impl<M: LvsMaps> XdpLvs<M> {
+    fn backend_entries(&self) -> Vec<(u32, IpAddr, Backend)> {
+        self.tables
+            .views()
+            .iter()
+            .flat_map(|v| v.backends.iter().map(|b| (b.index, b.plan.addr)))
+            .filter_map(|(index, addr)| self.maps.backend(index).ok().map(|entry| (index, addr, entry)))
+            .filter(|(_, _, entry)| entry.family != 0)
+            .collect()
+    }
+}
+
+impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
+    fn apply(&mut self, plans: &[ServicePlan]) -> Vec<String> {
+        self.tables.apply(plans, &mut self.maps)
+    }
+
+    fn set_health(&mut self, service: &str, real: &str, up: bool, weight: Option<u32>) -> Result<bool> {
+        self.tables.set_health(service, real, up, weight, &mut self.maps)
+    }
+
+    fn set_vrrp_vips(&mut self, vips: BTreeMap<IpAddr, bool>) -> Result<()> {
+        self.tables.set_vrrp_vips(vips, &mut self.maps)
+    }
+
+    fn views(&self) -> Vec<ServiceView> {
+        self.tables.views()
+    }
+
+    fn set_tunnel_sources(&mut self, v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) {
+        self.tables.set_tunnel_sources(v4, v6);
+    }
+
+    fn unresolved(&self) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .backend_entries()
+            .into_iter()
+            .filter(|(_, _, entry)| entry.flags & BACKEND_RESOLVED == 0)
+            .map(|(_, addr, _)| addr)
+            .collect();
+        addrs.dedup();
+        addrs
+    }
+
+    fn resolved(&mut self, addr: IpAddr, neighbour: Neighbour) -> Result<()> {
+        for (index, _, mut entry) in self.backend_entries().into_iter().filter(|(_, a, e)| *a == addr && e.flags & BACKEND_RESOLVED == 0) {
+            entry.mac = neighbour.mac;
+            entry.src_mac = neighbour.our_mac;
+            entry.ifindex = neighbour.ifindex;
+            entry.flags |= BACKEND_RESOLVED;
+            self.maps.put_backend(index, &entry)?;
+        }
+        Ok(())
+    }
+}
