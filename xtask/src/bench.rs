@@ -17,6 +17,8 @@ pub fn bench() -> Result<()> {
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("guard"))?;
     eprintln!("== keepalived.conf with 10,000 real servers: keepxdp (release) vs keepalived -t");
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))?;
+    eprintln!("== XDP balancer: cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu}), then packets/s over a veth rig vs nftables DNAT (all on CPU 0, ~45 s)");
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).args(["lvs", "all"]))?;
     eprintln!("== VRRP failover: keepxdp and keepalived, kill -9 of the Master (netns lab, ~6 min)");
     shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp", "--bin", "keepxdp"]))?;
     let runs = std::env::var("KEEPXDP_FAILOVER_RUNS").unwrap_or_else(|_| "10".into());

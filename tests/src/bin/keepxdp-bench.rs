@@ -1,6 +1,8 @@
 //! `cargo xtask bench` runs this. `guard`: the VRRP guard's per-packet cost, measured with
 //! BPF_PROG_TEST_RUN beside a bare XDP_PASS program in the same run. `config`: reading and
 //! validating a 10,000-real-server keepalived.conf, beside `keepalived -t` on the same file.
+//! `lvs`: the XDP balancer's cost per packet beside a bare MAC swap, then its packets/s on one
+//! core over a veth rig beside nftables DNAT (`../lvs_bench.rs`).
 //! Ratios, not absolute numbers, are what carry from run to run on a shared VM.
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,9 @@ use keepxdp_lab::frames::{Advert, tcp_syn};
 use keepxdp_tests::{guard_with, instance};
 use vrrp_common::pins::{PROG_VRRP_GUARD, PROG_XDP_PASS};
 
+#[path = "../lvs_bench.rs"]
+mod lvs_bench;
+
 const RUNS: usize = 5;
 
 fn main() -> Result<()> {
@@ -19,7 +24,8 @@ fn main() -> Result<()> {
         Some("guard") => guard(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10_000_000)),
         Some("config") => config(),
         Some("failover") => failover(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10)),
-        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS]"),
+        Some("lvs") => lvs_bench::main(&args[2..]),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT]"),
     }
 }
 
