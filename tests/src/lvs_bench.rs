@@ -141,7 +141,7 @@ fn install(
     let mut tables = LvsTables::new(dataplane.limits());
     let errors = tables.apply(plans, dataplane);
     ensure!(errors.is_empty(), "installing the bench services: {errors:?}");
-    rewrite_rings(dataplane, &tables)?;
+    check_rings(dataplane, &tables)?;
     for view in tables.views() {
         for backend in &view.backends {
             let mut entry = dataplane.backend(backend.index)?;
@@ -163,39 +163,19 @@ fn kernel_ring_slot(dataplane: &mut Dataplane, index: u32) -> Result<u32> {
     Ok(array.get(&index, 0)?)
 }
 
-/// Writes ring slots through BPF_MAP_UPDATE_ELEM (one syscall each).
-fn write_ring_slots(dataplane: &mut Dataplane, base: u32, values: &[u32]) -> Result<()> {
-    let map = dataplane.balancer_object().map_mut(MAP_LVS_MAGLEV).context("no map lvs_maglev")?;
-    let mut array: Array<&mut MapData, u32> = Array::try_from(map)?;
-    for (offset, value) in values.iter().enumerate() {
-        array.set(base + offset as u32, *value, 0)?;
-    }
-    Ok(())
-}
-
-/// `LvsTables` writes rings through the controller's mmap of `lvs_maglev` (RingMemory). That
-/// mapping assumes 4-byte slots, but the kernel lays array elements out every 8 bytes
-/// (`round_up(value_size, 8)`), so slot i lands in element i/2. When the kernel does not see
-/// what the controller wrote, say so once and write the rings again slot by slot.
-fn rewrite_rings(dataplane: &mut Dataplane, tables: &LvsTables) -> Result<()> {
+/// The rings the controller wrote through its mmap of `lvs_maglev` must be what the kernel
+/// reads (array cells are 8 bytes apart; a 4-byte stride once scrambled every ring).
+fn check_rings(dataplane: &mut Dataplane, tables: &LvsTables) -> Result<()> {
     let size = dataplane.limits().maglev_size;
-    let mut mismatch = false;
     for view in tables.views() {
         let base = view.index * size;
         for offset in [1, size / 2, size - 1] {
-            mismatch |= kernel_ring_slot(dataplane, base + offset)? != dataplane.ring_slot(base + offset)?;
+            ensure!(
+                kernel_ring_slot(dataplane, base + offset)? == dataplane.ring_slot(base + offset)?,
+                "the kernel does not see the Maglev ring slot {} the controller wrote",
+                base + offset
+            );
         }
-    }
-    if !mismatch {
-        return Ok(());
-    }
-    eprintln!(
-        "warning: the kernel does not see the Maglev rings the controller wrote through its mmap \
-         (RingMemory uses a 4-byte stride, BPF array elements are 8 bytes apart); rewriting them with BPF_MAP_UPDATE_ELEM"
-    );
-    for view in tables.views() {
-        let ring: Vec<u32> = tables.ring(&view.key).context("installed ring")?.into_iter().map(|b| ring_slot(b, b)).collect();
-        write_ring_slots(dataplane, view.index * size, &ring)?;
     }
     Ok(())
 }
@@ -295,7 +275,9 @@ pub fn cost(repeat: u32) -> Result<()> {
         let at = changed_backends.iter().position(|b| *b == current).context("ring names a foreign backend")?;
         ring.push(ring_slot(current, changed_backends[(at + 1) % changed_backends.len()]));
     }
-    write_ring_slots(&mut dataplane, changed.index * maglev_size, &ring)?;
+    for (offset, value) in ring.iter().enumerate() {
+        dataplane.put_ring_slot(changed.index * maglev_size + offset as u32, *value)?;
+    }
 
     let client = ip("10.9.0.1");
     let ack = |vip: &str| tcp_frame(LB_MAC, CLIENT_MAC, client, ip(vip), 40000, TCP_ACK);
