@@ -162,6 +162,20 @@ fn holds(netns: &Netns, device: &str, addr: &str) -> Result<bool> {
     Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {addr}/")))
 }
 
+/// The real servers keepxdp has MACs for (from `keepxdp lvs --json`).
+fn resolved(keepxdp: &Keepxdp, lb: &Netns, real_servers: &[&str]) -> Result<bool> {
+    let json = lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--json", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])?;
+    let table: serde_json::Value = serde_json::from_str(&json)?;
+    let resolved: Vec<String> = table["services"][0]["backends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["resolved"] == true)
+        .filter_map(|b| b["address"].as_str().map(|a| a.split(':').next().unwrap_or_default().to_string()))
+        .collect();
+    Ok(real_servers.iter().all(|rs| resolved.iter().any(|r| r == rs)))
+}
+
 /// keepxdp up, Master for the VIP (so the balancer forwards it), and the real servers'
 /// MACs known: until a neighbour is resolved the balancer hands its packets to the stack
 /// (counted `unresolved`) while keepxdp has the kernel resolve it.
@@ -169,18 +183,7 @@ fn start(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str]) -> Result<
     let keepxdp = Keepxdp::start(&keepxdp_bin()?, lb, dir, config)?;
     wait_for("the LB to become Master", Duration::from_secs(10), || holds(lb, "eth0", VIP))?;
     wait_for("the balancer to forward the VIP", Duration::from_secs(5), || Ok(lvs_table(&keepxdp, lb)?.contains(" master")))?;
-    wait_for("the real servers' MACs", Duration::from_secs(10), || {
-        let json = lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--json", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])?;
-        let table: serde_json::Value = serde_json::from_str(&json)?;
-        let resolved: Vec<String> = table["services"][0]["backends"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|b| b["resolved"] == true)
-            .filter_map(|b| b["address"].as_str().map(|a| a.split(':').next().unwrap_or_default().to_string()))
-            .collect();
-        Ok(real_servers.iter().all(|rs| resolved.iter().any(|r| r == rs)))
-    })?;
+    wait_for("the real servers' MACs", Duration::from_secs(10), || resolved(&keepxdp, lb, real_servers))?;
     Ok(keepxdp)
 }
 
@@ -250,4 +253,51 @@ fn lab_nat_spreads_300_requests_by_weight_translates_replies_and_a_reload_keeps_
     ensure!(table.contains("Masq") && table.contains("nat_reverse"), "replies are translated in XDP:\n{table}");
     let smaller = config("NAT", &servers[..2], 8080, GATEWAY);
     reload_keeps_established_connections(&lab.lb, &keepxdp, &lab.client, &smaller, "rs3")
+}
+
+#[test]
+fn lab_dr_established_connections_keep_flowing_while_keepxdp_restarts_over_a_kept_data_plane() -> Result<()> {
+    require_root()?;
+    let dir = tempfile::tempdir()?;
+    let lab = dr_lab()?;
+    let servers = [("10.0.0.11", 1), ("10.0.0.12", 1), ("10.0.0.13", 1)];
+    let text = config("DR", &servers, 80, "");
+    let real_servers = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
+    let binary = keepxdp_bin()?;
+    let mut first = Keepxdp::start_with(&binary, &lab.lb, dir.path(), &text, &["--keep-dataplane"])?;
+    wait_for("the LB to become Master", Duration::from_secs(10), || holds(&lab.lb, "eth0", VIP))?;
+    wait_for("resolved real servers", Duration::from_secs(10), || resolved(&first, &lab.lb, &real_servers))?;
+
+    let path = lab.client.path();
+    let (step_tx, step_rx) = std::sync::mpsc::channel::<&'static str>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || -> Result<usize> {
+        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let target: SocketAddr = format!("{VIP}:80").parse()?;
+        let mut held = Vec::new();
+        for i in 0..12u16 {
+            held.push(http::hold(target, 41000 + i)?);
+        }
+        for step in step_rx {
+            for (server, stream) in held.iter_mut() {
+                http::echo(stream, &format!("{step}\n")).map_err(|e| anyhow::anyhow!("{step}: connection to {server}: {e:#}"))?;
+            }
+            done_tx.send(())?;
+        }
+        Ok(held.len())
+    });
+    step_tx.send("before")?;
+    done_rx.recv_timeout(Duration::from_secs(10))?;
+    first.child.stop(Duration::from_secs(5))?;
+    step_tx.send("while keepxdp is stopped")?;
+    done_rx.recv_timeout(Duration::from_secs(10))?;
+    let second = Keepxdp::start(&binary, &lab.lb, dir.path(), &text)?;
+    wait_for("Master again", Duration::from_secs(10), || holds(&lab.lb, "eth0", VIP))?;
+    step_tx.send("after the restart")?;
+    done_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| anyhow::anyhow!("no echo after the restart\n{}\n{}", lvs_table(&second, &lab.lb).unwrap_or_default(), second.child.log_text()))?;
+    drop(step_tx);
+    let held = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    ensure!(held == 12);
+    ensure!(second.child.log_text().contains("replaced in place"), "{}", second.child.log_text());
+    Ok(())
 }

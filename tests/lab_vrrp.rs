@@ -561,7 +561,8 @@ fn lab_keep_dataplane_leaves_the_guard_running_and_the_next_keepxdp_replaces_it(
 
     let mut second = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config)?;
     wait_for("Master again", Duration::from_secs(5), || lab.node_holds_vip())?;
-    ensure!(second.child.log_text().contains("replacing the guard a previous keepxdp left attached"));
+    // Swapped into the kept link in one step (BPF_LINK_UPDATE): no moment without a guard.
+    ensure!(second.child.log_text().contains("VRRP guard replaced in place (kept link adopted)"), "{}", second.child.log_text());
     second.stop()?;
     ensure!(!lab.node.ip(&["link", "show", "dev", "kxnode"])?.contains("xdp"), "a normal stop detaches");
     drop(first);

@@ -116,14 +116,15 @@ pub fn specs(model: &Config) -> Vec<InstanceSpec> {
 }
 
 impl InstanceSet {
-    pub fn new() -> Result<InstanceSet> {
+    /// `vip_hook` hears of every virtual address the instances add or remove.
+    pub fn new(vip_hook: Option<Arc<dyn crate::net::VipHook>>) -> Result<InstanceSet> {
         let sync = Arc::new(Mutex::new(SyncDirectory::default()));
         let (sync_events, events) = mpsc::unbounded_channel();
         tokio::spawn(coordinate(sync.clone(), events));
         Ok(InstanceSet {
             sync,
             sync_events,
-            netlink: Netlink::connect()?,
+            netlink: Netlink::connect()?.with_vip_hook(vip_hook),
             removals: watch_removals()?,
             running: BTreeMap::new(),
             trackers: None,

@@ -153,6 +153,7 @@ impl Daemon {
             }
         };
         self.balancer.apply(&model);
+        self.balancer.resolve_backends(&self.netlink).await;
         if let Err(error) = self.apply_guard(guarded(&model)) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
@@ -181,7 +182,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         balancer,
         guarded: Vec::new(),
         entries: GuardEntries::default(),
-        vrrp: InstanceSet::new()?,
+        vrrp: InstanceSet::new(None)?,
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
@@ -190,8 +191,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let statics = statics::Statics::of(&model);
     statics.apply(&daemon.statics, &daemon.netlink).await;
     daemon.statics = statics;
-    // The balancer's maps are complete before the guard starts handing it frames.
+    // The balancer's maps are complete (real servers' MACs included, or a restart over a kept
+    // data plane would hand established flows to the stack, which resets them) before the
+    // guard starts handing it frames.
     daemon.balancer.apply(&model);
+    daemon.balancer.resolve_backends(&daemon.netlink).await;
     daemon.apply_guard(guarded(&model))?;
     daemon.dataplane.pin(&daemon.options.pin_dir)?;
     daemon.vrrp.apply(&model).await;

@@ -17,6 +17,10 @@ pub trait LvsDataplane: Send {
     fn set_health(&mut self, service: &str, real: &str, up: bool, weight: Option<u32>) -> Result<bool>;
     /// VRRP's view of the VIPs (VIP → this node is Master).
     fn set_vrrp_vips(&mut self, vips: BTreeMap<IpAddr, bool>) -> Result<()>;
+    /// A VRRP-owned VIP became local or stopped being local.
+    fn set_vip_local(&mut self, _addr: IpAddr, _local: bool) -> Result<()> {
+        Ok(())
+    }
     fn views(&self) -> Vec<ServiceView>;
     /// TUN's outer source addresses (XDP only).
     fn set_tunnel_sources(&mut self, _v4: Option<std::net::Ipv4Addr>, _v6: Option<std::net::Ipv6Addr>) {}
@@ -59,6 +63,10 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
 
     fn set_vrrp_vips(&mut self, vips: BTreeMap<IpAddr, bool>) -> Result<()> {
         self.tables.set_vrrp_vips(vips, &mut self.maps)
+    }
+
+    fn set_vip_local(&mut self, addr: IpAddr, local: bool) -> Result<()> {
+        self.tables.set_vip_local(addr, local, &mut self.maps)
     }
 
     fn views(&self) -> Vec<ServiceView> {

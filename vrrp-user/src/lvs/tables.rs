@@ -449,6 +449,15 @@ impl LvsTables {
         Ok(any)
     }
 
+    /// One VIP became local (about to be added) or stopped being local (just removed).
+    pub fn set_vip_local(&mut self, addr: IpAddr, local: bool, maps: &mut impl LvsMaps) -> Result<()> {
+        if let Some(master) = self.vrrp_vips.get_mut(&addr) {
+            *master = local;
+            self.write_vip_states(maps)?;
+        }
+        Ok(())
+    }
+
     /// VRRP's view: for each VIP an instance owns, whether that instance is Master.
     pub fn set_vrrp_vips(&mut self, vrrp_vips: BTreeMap<IpAddr, bool>, maps: &mut impl LvsMaps) -> Result<()> {
         self.vrrp_vips = vrrp_vips;

@@ -15,10 +15,19 @@ pub trait AddressTable: Send + Sync {
     fn remove(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Told when a virtual address becomes local (before it is added) and stops being local
+/// (after it is removed): the balancer forwards a VIP exactly while it is ours, with no
+/// moment where the stack owns the VIP but XDP does not forward it (the stack would reset
+/// established connections).
+pub trait VipHook: Send + Sync {
+    fn vip_local(&self, addr: IpAddr, local: bool);
+}
+
 /// rtnetlink on the current network namespace.
 #[derive(Clone)]
 pub struct Netlink {
     pub(super) handle: rtnetlink::Handle,
+    vip_hook: Option<Arc<dyn VipHook>>,
 }
 
 impl Netlink {
@@ -26,7 +35,13 @@ impl Netlink {
     pub fn connect() -> Result<Netlink> {
         let (connection, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         tokio::spawn(connection);
-        Ok(Netlink { handle })
+        Ok(Netlink { handle, vip_hook: None })
+    }
+
+    /// Addresses added and removed through this handle are reported to `hook`.
+    pub fn with_vip_hook(mut self, hook: Option<Arc<dyn VipHook>>) -> Netlink {
+        self.vip_hook = hook;
+        self
     }
 
     fn message(ifindex: u32, address: &VirtualAddress) -> AddressMessage {
@@ -65,6 +80,9 @@ impl Netlink {
 
 impl AddressTable for Netlink {
     async fn add(&self, ifindex: u32, address: &VirtualAddress) -> Result<()> {
+        if let Some(hook) = &self.vip_hook {
+            hook.vip_local(address.address, true);
+        }
         let mut request = self.handle.address().add(ifindex, address.address, address.prefix_len);
         *request.message_mut() = Netlink::message(ifindex, address);
         // `replace`: adding an address that is already there (a restart) is not an error.
@@ -77,12 +95,18 @@ impl AddressTable for Netlink {
 
     async fn remove(&self, ifindex: u32, address: &VirtualAddress) -> Result<()> {
         let message = Netlink::message(ifindex, address);
-        match self.handle.address().del(message).execute().await {
+        let result = match self.handle.address().del(message).execute().await {
             Ok(()) => Ok(()),
             // Already gone (removed by another tool): nothing to do.
             Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::EADDRNOTAVAIL => Ok(()),
             Err(error) => Err(error).with_context(|| format!("removing {}/{} from ifindex {ifindex}", address.address, address.prefix_len)),
+        };
+        if result.is_ok()
+            && let Some(hook) = &self.vip_hook
+        {
+            hook.vip_local(address.address, false);
         }
+        result
     }
 }
 

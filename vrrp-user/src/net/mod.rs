@@ -8,7 +8,7 @@ mod routes;
 pub mod vmac;
 mod watch;
 
-pub use addresses::{AddressTable, Netlink, RecordingTable};
+pub use addresses::{AddressTable, Netlink, RecordingTable, VipHook};
 pub use routes::RouteTable;
 pub use neighbours::Neighbour;
 pub use watch::{Removed, watch_removals};
