@@ -1,21 +1,28 @@
-//! Health checkers: keepalived's TCP_CHECK, HTTP_GET, SSL_GET and MISC_CHECK, probing real
-//! servers and publishing their health.
+//! Health checkers: keepalived's TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, DNS_CHECK,
+//! SMTP_CHECK, UDP_CHECK and PING_CHECK, probing real servers and publishing their health.
 //!
 //! - `outcome`: what one probe found
 //! - `probe`: the settings a checker runs with (resolved from the config) and TCP_CHECK
 //! - `http`: HTTP_GET and SSL_GET (a minimal HTTP/1.x client, TLS without verification)
 //! - `misc`: MISC_CHECK
+//! - `dns`: DNS_CHECK (one query over UDP, judged by its header)
+//! - `smtp`: SMTP_CHECK (greeting, HELO, QUIT)
+//! - `udp`: UDP_CHECK (and the UDP socket DNS_CHECK uses)
+//! - `ping`: PING_CHECK (ICMP echo)
 //! - `retry`: the pure retry/up/down state machine
 //! - `scheduler`: one task per checker, bounded concurrency, a real server's health
 //!
-//! DNS_CHECK, SMTP_CHECK, UDP_CHECK, PING_CHECK, FILE_CHECK and BFD_CHECK are not
-//! implemented: such checkers are skipped with a warning.
+//! FILE_CHECK and BFD_CHECK are not implemented: such checkers are skipped with a warning.
+pub mod dns;
 pub mod http;
 pub mod misc;
 pub mod outcome;
+pub mod ping;
 pub mod probe;
 pub mod retry;
 pub mod scheduler;
+pub mod smtp;
+pub mod udp;
 
 pub use outcome::Outcome;
 pub use probe::{Probe, ProbeKind};

@@ -1,5 +1,6 @@
 //! The settings one checker probes with, resolved from the config (checker, then real
-//! server, then virtual server, then keepalived's defaults), and TCP_CHECK.
+//! server, then virtual server, then keepalived's defaults), and TCP_CHECK. The other
+//! checkers' protocols live in their own modules.
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::Path,
@@ -10,13 +11,18 @@ use socket2::SockRef;
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::{
+    dns::DnsProbe,
     http::{HttpProbe, UrlProbe},
     misc::MiscProbe,
     outcome::Outcome,
+    ping::ping,
     retry::Timing,
+    smtp::{DEFAULT_HELO_NAME, SmtpProbe},
+    udp::{ReplyPattern, UdpProbe, parse_hex},
 };
 use crate::config::model::{
-    Checker, CheckerCommon, HttpCheck, RealServer, VirtualServer, VirtualServerKey,
+    Checker, CheckerCommon, HttpCheck, RealServer, SmtpCheck, UdpCheck, VirtualServer,
+    VirtualServerKey,
 };
 use crate::track::script;
 
@@ -39,6 +45,12 @@ pub enum ProbeKind {
     Http(Connection, HttpProbe),
     Ssl(Connection, HttpProbe),
     Misc(MiscProbe),
+    Dns(Connection, DnsProbe),
+    /// The SMTP_CHECK's own server, then one per deprecated `host { }` block.
+    Smtp(Vec<Connection>, SmtpProbe),
+    Udp(Connection, UdpProbe),
+    /// The connection's port is unused.
+    Ping(Connection),
 }
 
 /// One checker, ready to run.
@@ -65,18 +77,10 @@ impl Probe {
             Checker::HttpGet(c) => (&c.common, "HTTP_GET", &c.at),
             Checker::SslGet(c) => (&c.common, "SSL_GET", &c.at),
             Checker::MiscCheck(c) => (&c.common, "MISC_CHECK", &c.at),
-            Checker::DnsCheck(c) => {
-                return Err(format!("DNS_CHECK at {} is not implemented", c.at));
-            }
-            Checker::SmtpCheck(c) => {
-                return Err(format!("SMTP_CHECK at {} is not implemented", c.at));
-            }
-            Checker::UdpCheck(c) => {
-                return Err(format!("UDP_CHECK at {} is not implemented", c.at));
-            }
-            Checker::PingCheck(c) => {
-                return Err(format!("PING_CHECK at {} is not implemented", c.at));
-            }
+            Checker::DnsCheck(c) => (&c.common, "DNS_CHECK", &c.at),
+            Checker::SmtpCheck(c) => (&c.common, "SMTP_CHECK", &c.at),
+            Checker::UdpCheck(c) => (&c.common, "UDP_CHECK", &c.at),
+            Checker::PingCheck(c) => (&c.common, "PING_CHECK", &c.at),
             Checker::FileCheck(k) | Checker::BfdCheck(k) => {
                 return Err(format!("{k:?} is not implemented"));
             }
@@ -84,6 +88,7 @@ impl Probe {
         let name = format!("{name} at {at}");
         let is_http = matches!(checker, Checker::HttpGet(_) | Checker::SslGet(_));
         let is_misc = matches!(checker, Checker::MiscCheck(_));
+        let is_dns = matches!(checker, Checker::DnsCheck(_));
         let delay_loop = common
             .delay_loop
             .or(real.delay_loop)
@@ -95,13 +100,25 @@ impl Probe {
                     .delay_before_retry
                     .or(real.delay_before_retry)
                     .or(virtual_server.delay_before_retry)
-                    .unwrap_or(if is_http { 3.0 } else { 1.0 }),
+                    .unwrap_or(if is_http {
+                        3.0
+                    } else if is_dns {
+                        delay_loop
+                    } else {
+                        1.0
+                    }),
             ),
             retry: common
                 .retry
                 .or(real.retry)
                 .or(virtual_server.retry)
-                .unwrap_or(if is_misc { 0 } else { 1 }),
+                .unwrap_or(if is_misc {
+                    0
+                } else if is_dns {
+                    3
+                } else {
+                    1
+                }),
             warmup: seconds(
                 common
                     .warmup
@@ -116,13 +133,14 @@ impl Probe {
                 .clone()
                 .or_else(|| virtual_server.virtualhost.clone())
         };
+        let connect = |common: &CheckerCommon, default_port: Option<u16>| {
+            connection(virtual_server, real, common, default_port)
+                .map_err(|e| format!("{name}: {e}"))
+        };
         let kind = match checker {
-            Checker::TcpCheck(_) => ProbeKind::Tcp(
-                connection(virtual_server, real, common).map_err(|e| format!("{name}: {e}"))?,
-            ),
+            Checker::TcpCheck(_) => ProbeKind::Tcp(connect(common, None)?),
             Checker::HttpGet(c) | Checker::SslGet(c) => {
-                let connection =
-                    connection(virtual_server, real, common).map_err(|e| format!("{name}: {e}"))?;
+                let connection = connect(common, None)?;
                 let http = http_probe(c, virtualhost());
                 if matches!(checker, Checker::SslGet(_)) {
                     ProbeKind::Ssl(connection, http)
@@ -145,7 +163,34 @@ impl Probe {
                     dynamic: c.misc_dynamic,
                 })
             }
-            _ => unreachable!("returned above"),
+            Checker::DnsCheck(c) => {
+                let dns = DnsProbe {
+                    query_type: c.dns_type,
+                    name: c.name.clone(),
+                };
+                super::dns::encode_query(0, &dns.name, dns.query_type)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                ProbeKind::Dns(connect(common, Some(53))?, dns)
+            }
+            Checker::SmtpCheck(c) => {
+                let servers = smtp_servers(c)
+                    .iter()
+                    .map(|common| connect(common, Some(25)))
+                    .collect::<Result<_, _>>()?;
+                let helo_name = c.helo_name.as_deref().unwrap_or(DEFAULT_HELO_NAME);
+                ProbeKind::Smtp(
+                    servers,
+                    SmtpProbe {
+                        helo_name: helo_name.into(),
+                    },
+                )
+            }
+            Checker::UdpCheck(c) => ProbeKind::Udp(
+                connect(common, None)?,
+                udp_probe(c).map_err(|e| format!("{name}: {e}"))?,
+            ),
+            Checker::PingCheck(_) => ProbeKind::Ping(connect(common, Some(0))?),
+            Checker::FileCheck(_) | Checker::BfdCheck(_) => unreachable!("returned above"),
         };
         Ok(Probe {
             name,
@@ -165,6 +210,10 @@ impl Probe {
             ProbeKind::Http(connection, http) => http.run(connection, false).await,
             ProbeKind::Ssl(connection, http) => http.run(connection, true).await,
             ProbeKind::Misc(misc) => misc.run().await,
+            ProbeKind::Dns(connection, dns) => dns.run(connection).await,
+            ProbeKind::Smtp(servers, smtp) => smtp.run(servers).await,
+            ProbeKind::Udp(connection, udp) => udp.run(connection).await,
+            ProbeKind::Ping(connection) => ping(connection).await,
         }
     }
 }
@@ -173,10 +222,13 @@ fn seconds(value: f64) -> Duration {
     Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
 }
 
+/// `default_port`: the checker's own port when neither it, the real server nor the virtual
+/// server give one (DNS 53, SMTP 25; PING needs none).
 fn connection(
     virtual_server: &VirtualServer,
     real: &RealServer,
     common: &CheckerCommon,
+    default_port: Option<u16>,
 ) -> Result<Connection, String> {
     let virtual_port = match virtual_server.key {
         VirtualServerKey::Address { port, .. } => port,
@@ -186,6 +238,7 @@ fn connection(
         .connect_port
         .or(real.port)
         .or(virtual_port)
+        .or(default_port)
         .ok_or("no port to connect to (set connect_port)")?;
     let ip = common.connect_ip.unwrap_or(real.ip);
     let bind = match (common.bindto, common.bind_port) {
@@ -212,6 +265,44 @@ fn connection(
         bind_if: common.bind_if.clone(),
         fwmark: common.fwmark,
         connect_timeout: seconds(connect_timeout),
+    })
+}
+
+/// The servers an SMTP_CHECK talks to: its own, then each `host { }` block's, which
+/// inherits the checker's connection options (keepalived makes each host a checker).
+fn smtp_servers(check: &SmtpCheck) -> Vec<CheckerCommon> {
+    let main = &check.common;
+    let hosts = check.hosts.iter().map(|host| {
+        let own = &host.common;
+        CheckerCommon {
+            connect_ip: own.connect_ip.or(main.connect_ip),
+            connect_port: own.connect_port.or(main.connect_port),
+            bindto: own.bindto.or(main.bindto),
+            bind_port: own.bind_port.or(main.bind_port),
+            bind_if: own.bind_if.clone().or_else(|| main.bind_if.clone()),
+            connect_timeout: own.connect_timeout.or(main.connect_timeout),
+            fwmark: own.fwmark.or(main.fwmark),
+            ..main.clone()
+        }
+    });
+    std::iter::once(main.clone()).chain(hosts).collect()
+}
+
+fn udp_probe(check: &UdpCheck) -> Result<UdpProbe, String> {
+    Ok(UdpProbe {
+        payload: check
+            .payload
+            .as_deref()
+            .map(|hex| parse_hex(hex, false).map(|(data, _)| data))
+            .transpose()?,
+        require_reply: check.require_reply,
+        reply: check
+            .reply_data
+            .as_deref()
+            .map(ReplyPattern::parse)
+            .transpose()?,
+        min_reply_length: check.min_reply_length,
+        max_reply_length: check.max_reply_length,
     })
 }
 
@@ -375,6 +466,84 @@ pub(crate) mod tests {
             "misc_timeout defaults to delay_loop"
         );
         assert!(misc.dynamic);
+    }
+
+    #[test]
+    fn dns_smtp_udp_and_ping_checks_resolve_with_keepalived_defaults() {
+        let servers = parse(
+            "virtual_server fwmark 1 {\n delay_loop 30\n\
+             real_server 10.0.0.2 {\n\
+               DNS_CHECK {\n type A\n name example.com\n }\n\
+               SMTP_CHECK {\n connect_timeout 4\n host {\n connect_ip 10.0.0.9\n connect_port 2525\n }\n }\n\
+               UDP_CHECK {\n connect_port 5000\n payload 0a bc\n require_reply 0x ff\n min_reply_length 2\n }\n\
+               PING_CHECK {\n bindto 10.0.0.1\n }\n }\n}\n",
+        );
+        let (server, real) = (&servers[0], &servers[0].real_servers[0]);
+        let probes: Vec<Probe> = real
+            .checkers
+            .iter()
+            .map(|c| Probe::from_config(server, real, c, false).unwrap())
+            .collect();
+
+        let dns = &probes[0];
+        assert_eq!(dns.timing.retry, 3, "DNS_CHECK retries 3 times");
+        assert_eq!(
+            dns.timing.delay_before_retry,
+            Duration::from_secs(30),
+            "DNS_CHECK's delay_before_retry is delay_loop"
+        );
+        let ProbeKind::Dns(connection, query) = &dns.kind else {
+            panic!("{:?}", dns.kind)
+        };
+        assert_eq!(connection.connect, SocketAddr::from(([10, 0, 0, 2], 53)));
+        assert_eq!(query.name, "example.com");
+
+        let smtp = &probes[1];
+        assert_eq!(smtp.timing.retry, 1);
+        let ProbeKind::Smtp(servers, dialogue) = &smtp.kind else {
+            panic!("{:?}", smtp.kind)
+        };
+        assert_eq!(dialogue.helo_name, "smtpchecker.keepalived.org");
+        let targets: Vec<_> = servers
+            .iter()
+            .map(|s| (s.connect, s.connect_timeout))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (
+                    SocketAddr::from(([10, 0, 0, 2], 25)),
+                    Duration::from_secs(4)
+                ),
+                (
+                    SocketAddr::from(([10, 0, 0, 9], 2525)),
+                    Duration::from_secs(4)
+                ),
+            ],
+            "the checker's own server, then the host block inheriting connect_timeout"
+        );
+
+        let ProbeKind::Udp(connection, udp) = &probes[2].kind else {
+            panic!("{:?}", probes[2].kind)
+        };
+        assert_eq!(connection.connect, SocketAddr::from(([10, 0, 0, 2], 5000)));
+        assert_eq!(udp.payload.as_deref(), Some(&[0x0a, 0xbc][..]));
+        assert!(udp.require_reply);
+        let pattern = udp.reply.as_ref().unwrap();
+        assert_eq!(
+            (&pattern.data[..], &pattern.wildcard[..]),
+            (&[0x00, 0xff][..], &[0x0f, 0x00][..])
+        );
+        assert_eq!((udp.min_reply_length, udp.max_reply_length), (2, 255));
+
+        let ProbeKind::Ping(connection) = &probes[3].kind else {
+            panic!("{:?}", probes[3].kind)
+        };
+        assert_eq!(connection.connect.ip(), IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(
+            connection.bind.map(|b| b.ip()),
+            Some(IpAddr::from([10, 0, 0, 1]))
+        );
     }
 
     #[tokio::test]
