@@ -6,18 +6,23 @@
 //! - `http`: HTTP_GET and SSL_GET (a minimal HTTP/1.x client, TLS without verification)
 //! - `misc`: MISC_CHECK
 //! - `retry`: the pure retry/up/down state machine
+//! - `notify`: when a real server's notify_up / notify_down runs (pure)
+//! - `status`: each checker's state, last error, latency and flips, shared for status
 //! - `scheduler`: one task per checker, bounded concurrency, a real server's health
 //!
 //! DNS_CHECK, SMTP_CHECK, UDP_CHECK, PING_CHECK, FILE_CHECK and BFD_CHECK are not
 //! implemented: such checkers are skipped with a warning.
 pub mod http;
 pub mod misc;
+pub mod notify;
 pub mod outcome;
 pub mod probe;
 pub mod retry;
 pub mod scheduler;
+pub mod status;
 
 pub use outcome::Outcome;
 pub use probe::{Probe, ProbeKind};
 pub use retry::{Action, RetryState, Timing};
 pub use scheduler::{CheckerTask, HealthSink, RunProbe, spawn, tasks_from_config};
+pub use status::{CheckerBoard, CheckerStatus};

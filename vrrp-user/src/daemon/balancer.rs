@@ -1,7 +1,8 @@
 //! The daemon's load-balancer side: config → plans → `LvsTables` → XDP maps; checker
-//! verdicts → ring rebuilds; VRRP states → `vip_state`; neighbour resolution of backends.
+//! verdicts → ring rebuilds, quorum, notify_up/notify_down and quorum_up/quorum_down
+//! scripts; VRRP states → `vip_state`; neighbour resolution of backends.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr, UdpSocket},
     sync::Arc,
 };
@@ -11,25 +12,36 @@ use vrrp_common::lvs::BACKEND_RESOLVED;
 
 use crate::{
     bpf::{Dataplane, LvsMaps},
-    check::{self, HealthSink},
+    check::{self, CheckerBoard, HealthSink},
     config::{Config, model::LbKind},
-    lvs::{LvsTables, ServicePlan, ServiceView, plan},
+    lvs::{LvsTables, QuorumChange, ServicePlan, ServiceView, plan, quorum::QuorumEvent},
     vrrp::{fsm::State, instance::InstanceStatus},
 };
 
-/// A checker verdict on its way to the daemon's loop.
-pub struct HealthEvent {
-    pub service: String,
-    pub real: String,
-    pub up: bool,
-    pub weight: Option<u32>,
+use super::lvs_scripts::LvsScripts;
+
+/// From the checkers to the daemon's loop.
+pub enum HealthEvent {
+    /// A real server's health (and misc_dynamic weight).
+    Health { service: String, real: String, up: bool, weight: Option<u32> },
+    /// Time for its notify_up (`up`) / notify_down, because of `checker`: `reason`.
+    Notify { service: String, real: String, up: bool, checker: String, reason: String },
 }
 
 struct ChannelSink(mpsc::UnboundedSender<HealthEvent>);
 
 impl HealthSink for ChannelSink {
     fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
-        let _ = self.0.send(HealthEvent { service: service.into(), real: real.into(), up, weight });
+        let _ = self.0.send(HealthEvent::Health { service: service.into(), real: real.into(), up, weight });
+    }
+    fn notify(&self, service: &str, real: &str, up: bool, checker: &str, reason: &str) {
+        let _ = self.0.send(HealthEvent::Notify {
+            service: service.into(),
+            real: real.into(),
+            up,
+            checker: checker.into(),
+            reason: reason.into(),
+        });
     }
 }
 
@@ -43,6 +55,9 @@ pub struct Balancer {
     vip_owners: BTreeMap<IpAddr, String>,
     checkers: Vec<JoinHandle<()>>,
     health: mpsc::UnboundedSender<HealthEvent>,
+    /// What each checker last found (for status).
+    board: CheckerBoard,
+    scripts: LvsScripts,
 }
 
 impl Balancer {
@@ -54,12 +69,21 @@ impl Balancer {
             vip_owners: BTreeMap::new(),
             checkers: Vec::new(),
             health,
+            board: CheckerBoard::default(),
+            scripts: LvsScripts::default(),
         };
         (balancer, events)
     }
 
+    /// The services, each backend with its checkers' state.
     pub fn views(&self) -> Vec<ServiceView> {
-        self.tables.views()
+        let mut views = self.tables.views();
+        for view in &mut views {
+            for backend in &mut view.backends {
+                backend.checkers = self.board.checkers(&view.name, &backend.plan.name);
+            }
+        }
+        views
     }
 
     /// Brings the maps to `model`'s virtual_servers and restarts the checkers. Checkers start
@@ -76,9 +100,11 @@ impl Balancer {
             .collect();
         let (v4, v6) = tunnel_sources(&plans);
         self.tables.set_tunnel_sources(v4, v6);
+        self.scripts = LvsScripts::of(model);
         for error in self.tables.apply(&plans, dataplane) {
             tracing::error!("balancer: {error}");
         }
+        self.quorum_scripts();
         self.plans = plans;
         for handle in self.checkers.drain(..) {
             handle.abort();
@@ -87,19 +113,51 @@ impl Balancer {
         if !tasks.is_empty() {
             tracing::info!(checkers = tasks.len(), "health checkers starting");
         }
-        self.checkers = check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES);
+        // Checkers restart from their configured state: so does their status.
+        self.board = CheckerBoard::default();
+        self.checkers =
+            check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES, &self.board);
     }
 
     pub fn health(&mut self, event: HealthEvent, dataplane: &mut Dataplane) {
-        match self.tables.set_health(&event.service, &event.real, event.up, event.weight, dataplane) {
-            Ok(true) => tracing::info!(
-                service = event.service,
-                real = event.real,
-                "real server {} in the balancer",
-                if event.up { "up" } else { "down" }
-            ),
-            Ok(false) => {}
-            Err(error) => tracing::error!(service = event.service, real = event.real, "health update: {error:#}"),
+        match event {
+            HealthEvent::Health { service, real, up, weight } => {
+                match self.tables.set_health(&service, &real, up, weight, dataplane) {
+                    Ok(true) => tracing::debug!(service, real, up, ?weight, "balancer updated"),
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(service, real, "health update: {error:#}"),
+                }
+                self.quorum_scripts();
+            }
+            HealthEvent::Notify { service, real, up, checker, reason } => {
+                let script = self.scripts.real_server(&service, &real, up);
+                tracing::info!(
+                    service,
+                    real,
+                    checker,
+                    reason,
+                    script,
+                    "real server {}",
+                    if up { "up" } else { "down" }
+                );
+                if let Some(script) = script {
+                    let what = format!("{} of {real} ({service})", if up { "notify_up" } else { "notify_down" });
+                    self.scripts.spawn(script, what);
+                }
+            }
+        }
+    }
+
+    /// quorum_up / quorum_down for the quorum changes the tables made (once per virtual
+    /// server: a group's addresses share one quorum).
+    fn quorum_scripts(&mut self) {
+        for change in once_per_service(self.tables.take_quorum_changes()) {
+            let up = change.event.up();
+            if let Some(script) = self.scripts.quorum(&change.service, up) {
+                tracing::info!(service = change.service, script, event = ?change.event, "running {}", if up { "quorum_up" } else { "quorum_down" });
+                let what = format!("{} of {}", if up { "quorum_up" } else { "quorum_down" }, change.service);
+                self.scripts.spawn(script, what);
+            }
         }
     }
 
@@ -158,6 +216,15 @@ impl Balancer {
             }
         }
     }
+}
+
+/// The first change of each (virtual server, event): a group's addresses change together.
+fn once_per_service(changes: Vec<QuorumChange>) -> Vec<QuorumChange> {
+    let mut seen: BTreeSet<(String, bool)> = BTreeSet::new();
+    changes
+        .into_iter()
+        .filter(|c| seen.insert((c.service.clone(), c.event == QuorumEvent::Gained)))
+        .collect()
 }
 
 fn poke(addr: IpAddr) {

@@ -4,6 +4,7 @@
 //! (Masters send priority 0 and remove their virtual addresses first).
 mod balancer;
 mod instances;
+mod lvs_scripts;
 mod statics;
 
 use std::{collections::BTreeSet, fs, path::PathBuf, time::Duration};
