@@ -286,17 +286,26 @@ fn lab_dr_established_connections_keep_flowing_while_keepxdp_restarts_over_a_kep
         }
         Ok(held.len())
     });
-    step_tx.send("before")?;
-    done_rx.recv_timeout(Duration::from_secs(10))?;
-    first.child.stop(Duration::from_secs(5))?;
-    step_tx.send("while keepxdp is stopped")?;
-    done_rx.recv_timeout(Duration::from_secs(10))?;
-    let second = Keepxdp::start(&binary, &lab.lb, dir.path(), &text)?;
-    wait_for("Master again", Duration::from_secs(10), || holds(&lab.lb, "eth0", VIP))?;
-    step_tx.send("after the restart")?;
-    done_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| anyhow::anyhow!("no echo after the restart\n{}\n{}", lvs_table(&second, &lab.lb).unwrap_or_default(), second.child.log_text()))?;
+    let mut second = None;
+    let steps = (|| -> Result<()> {
+        step_tx.send("before")?;
+        done_rx.recv_timeout(Duration::from_secs(10))?;
+        first.child.stop(Duration::from_secs(5))?;
+        step_tx.send("while keepxdp is stopped")?;
+        done_rx.recv_timeout(Duration::from_secs(10))?;
+        let started = Keepxdp::start(&binary, &lab.lb, dir.path(), &text)?;
+        wait_for("Master again", Duration::from_secs(10), || holds(&lab.lb, "eth0", VIP))?;
+        second = Some(started);
+        step_tx.send("after the restart")?;
+        done_rx.recv_timeout(Duration::from_secs(10))?;
+        Ok(())
+    })();
     drop(step_tx);
-    let held = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    let held = client.join().map_err(|_| anyhow::anyhow!("client thread panicked"))?;
+    let log = second.as_ref().map(|s| s.child.log_text()).unwrap_or_default();
+    let held = held.map_err(|e| anyhow::anyhow!("{e:#}\n{log}"))?;
+    steps?;
+    let second = second.expect("started");
     ensure!(held == 12);
     ensure!(second.child.log_text().contains("replaced in place"), "{}", second.child.log_text());
     Ok(())

@@ -10,21 +10,26 @@
 //! - `udp`: UDP_CHECK (and the UDP socket DNS_CHECK uses)
 //! - `ping`: PING_CHECK (ICMP echo)
 //! - `retry`: the pure retry/up/down state machine
+//! - `notify`: when a real server's notify_up / notify_down runs (pure)
+//! - `status`: each checker's state, last error, latency and flips, shared for status
 //! - `scheduler`: one task per checker, bounded concurrency, a real server's health
 //!
 //! FILE_CHECK and BFD_CHECK are not implemented: such checkers are skipped with a warning.
 pub mod dns;
 pub mod http;
 pub mod misc;
+pub mod notify;
 pub mod outcome;
 pub mod ping;
 pub mod probe;
 pub mod retry;
 pub mod scheduler;
 pub mod smtp;
+pub mod status;
 pub mod udp;
 
 pub use outcome::Outcome;
 pub use probe::{Probe, ProbeKind};
 pub use retry::{Action, RetryState, Timing};
 pub use scheduler::{CheckerTask, HealthSink, RunProbe, spawn, tasks_from_config};
+pub use status::{CheckerBoard, CheckerStatus};

@@ -43,6 +43,11 @@ impl RetryState {
         }
     }
 
+    /// No retry is pending: the last probe gave a verdict (success, or the last retry failed).
+    pub fn settled(&self) -> bool {
+        self.retries_spent == 0
+    }
+
     /// The state after one probe, and what to do: at most one `Declare`, then the delay.
     pub fn record(self, success: bool, timing: &Timing) -> (RetryState, Vec<Action>) {
         if !success && self.retries_spent < timing.retry {

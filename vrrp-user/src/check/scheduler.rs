@@ -1,6 +1,8 @@
 //! Runs checkers: one tokio task per checker, probing after a random warmup and then as
 //! the retry state machine says, with a semaphore bounding how many probes run at once.
-//! A real server is up when all its checkers are up; its health goes to a `HealthSink`.
+//! A real server is up when all its checkers are up; its health goes to a `HealthSink`, with
+//! keepalived's notify_up / notify_down moments (`notify`); each checker's state goes to a
+//! `CheckerBoard` for status.
 use std::{
     collections::HashMap,
     hash::{DefaultHasher, Hash, Hasher},
@@ -12,9 +14,11 @@ use futures_util::future::BoxFuture;
 use tokio::{sync::Semaphore, task::JoinHandle};
 
 use super::{
+    notify::{Verdict, real_server_notify},
     outcome::Outcome,
     probe::Probe,
     retry::{Action, RetryState, Timing},
+    status::CheckerBoard,
 };
 use crate::config::model::{RealServer, VirtualServer, VirtualServerKey};
 
@@ -22,6 +26,10 @@ use crate::config::model::{RealServer, VirtualServer, VirtualServerKey};
 pub trait HealthSink: Send + Sync + 'static {
     /// `weight`: a MISC_CHECK `misc_dynamic` weight, None to keep the configured one.
     fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>);
+
+    /// Time for the real server's `notify_up` (`up`) or `notify_down` script, because of
+    /// `checker`'s verdict (`reason`). Comes after the `set` that made it so.
+    fn notify(&self, _service: &str, _real: &str, _up: bool, _checker: &str, _reason: &str) {}
 }
 
 /// Something that probes once (a `Probe`, or a fake in tests).
@@ -97,11 +105,13 @@ pub fn tasks_from_config(
 }
 
 /// Starts every checker, at most `max_concurrent_probes` probing at once. Each real server's
-/// initial health (down if any checker is `alpha`) is published before this returns.
+/// initial health (down if any checker is `alpha`) is published before this returns; each
+/// checker is on `board` from then on.
 pub fn spawn(
     tasks: Vec<CheckerTask>,
     sink: Arc<dyn HealthSink>,
     max_concurrent_probes: usize,
+    board: &CheckerBoard,
 ) -> Vec<JoinHandle<()>> {
     let semaphore = Arc::new(Semaphore::new(max_concurrent_probes.max(1)));
     let mut by_real: HashMap<(String, String), Vec<CheckerTask>> = HashMap::new();
@@ -113,10 +123,16 @@ pub fn spawn(
     }
     let mut handles = Vec::new();
     for ((service, real), tasks) in by_real {
+        let board_indexes = tasks
+            .iter()
+            .map(|t| board.register(&service, &real, &t.name, !t.alpha))
+            .collect();
         let health = Arc::new(RealHealth {
             service,
             real,
             sink: sink.clone(),
+            board: board.clone(),
+            board_indexes,
             state: Mutex::new(RealState {
                 checkers_up: tasks.iter().map(|t| !t.alpha).collect(),
                 weight: None,
@@ -141,7 +157,25 @@ struct RealHealth {
     service: String,
     real: String,
     sink: Arc<dyn HealthSink>,
+    board: CheckerBoard,
+    /// Each checker's index on the board.
+    board_indexes: Vec<usize>,
     state: Mutex<RealState>,
+}
+
+/// One probe's result as a checker task reports it.
+struct Report<'a> {
+    index: usize,
+    checker: &'a str,
+    /// The checker's declared state after the probe.
+    up: bool,
+    alpha: bool,
+    /// The checker's first verdict (no retry pending) since it started.
+    first: bool,
+    weight: Option<u32>,
+    /// The probe's failure, None when it succeeded.
+    error: Option<&'a str>,
+    latency: Duration,
 }
 
 struct RealState {
@@ -151,15 +185,36 @@ struct RealState {
 }
 
 impl RealHealth {
-    fn update(&self, index: usize, up: bool, weight: Option<u32>, checker: &str, reason: &str) {
-        {
+    fn update(&self, report: Report<'_>) {
+        let reason = report.error.unwrap_or("check succeeded");
+        let (real_was_up, was_up, real_up) = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.checkers_up[index] = up;
-            if weight.is_some() {
-                state.weight = weight;
+            let real_was_up = state.checkers_up.iter().all(|up| *up);
+            let was_up = std::mem::replace(&mut state.checkers_up[report.index], report.up);
+            if report.weight.is_some() {
+                state.weight = report.weight;
             }
+            (real_was_up, was_up, state.checkers_up.iter().all(|up| *up))
+        };
+        self.board.record(
+            &self.service,
+            &self.real,
+            self.board_indexes[report.index],
+            report.up,
+            report.error,
+            report.latency,
+        );
+        self.publish(Some(report.checker), reason);
+        let verdict = Verdict {
+            alpha: report.alpha,
+            first: report.first,
+            was_up,
+            up: report.up,
+        };
+        if let Some(up) = real_server_notify(real_was_up, real_up, verdict) {
+            self.sink
+                .notify(&self.service, &self.real, up, report.checker, reason);
         }
-        self.publish(Some(checker), reason);
     }
 
     /// Tells the sink when the combined health or weight changed; logs a flip once.
@@ -173,8 +228,9 @@ impl RealHealth {
         state.published = Some(now);
         drop(state);
         if flipped {
+            // The flip is logged at info by whoever acts on `notify` (the daemon).
             let (service, real) = (&self.service, &self.real);
-            tracing::info!(
+            tracing::debug!(
                 service,
                 real,
                 up = now.0,
@@ -197,21 +253,25 @@ async fn run_checker(
     let mut random = SplitMix64::seeded(&(&task.service, &task.real, index, &task.name));
     tokio::time::sleep(task.timing.warmup.mul_f64(random.unit())).await;
     let mut state = RetryState::new(task.alpha);
+    let mut has_run = false;
     loop {
-        let outcome = {
+        let (outcome, latency) = {
             let Ok(_permit) = semaphore.acquire().await else {
                 return;
             };
-            task.probe.run().await
+            let started = tokio::time::Instant::now();
+            let outcome = task.probe.run().await;
+            (outcome, started.elapsed())
         };
         let weight = match outcome {
             Outcome::UpWithWeight { weight } => Some(weight),
             _ => None,
         };
-        let reason = match &outcome {
-            Outcome::Down { reason } => reason.as_str(),
-            _ => "check succeeded",
+        let error = match &outcome {
+            Outcome::Down { reason } => Some(reason.as_str()),
+            _ => None,
         };
+        let reason = error.unwrap_or("check succeeded");
         let (next, actions) = state.record(outcome.is_up(), &task.timing);
         state = next;
         let mut delay = task.timing.delay_loop;
@@ -228,7 +288,18 @@ async fn run_checker(
                 Action::NextProbeIn(next_delay) => delay = next_delay,
             }
         }
-        health.update(index, state.up, weight, &task.name, reason);
+        let first = !has_run && state.settled();
+        has_run |= state.settled();
+        health.update(Report {
+            index,
+            checker: &task.name,
+            up: state.up,
+            alpha: task.alpha,
+            first,
+            weight,
+            error,
+            latency,
+        });
         // A zero delay_loop must not spin.
         tokio::time::sleep(delay.max(Duration::from_millis(1))).await;
     }
@@ -275,7 +346,7 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct RecordingSink(Mutex<Vec<Published>>);
+    struct RecordingSink(Mutex<Vec<Published>>, Mutex<Vec<(bool, String)>>);
 
     impl HealthSink for RecordingSink {
         fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
@@ -285,6 +356,9 @@ mod tests {
                 up,
                 weight,
             });
+        }
+        fn notify(&self, _service: &str, _real: &str, up: bool, _checker: &str, reason: &str) {
+            self.1.lock().unwrap().push((up, reason.into()));
         }
     }
 
@@ -299,6 +373,9 @@ mod tests {
         }
         fn count(&self) -> usize {
             self.0.lock().unwrap().len()
+        }
+        fn notifies(&self) -> Vec<(bool, String)> {
+            self.1.lock().unwrap().clone()
         }
     }
 
@@ -354,6 +431,7 @@ mod tests {
             vec![task("10.0.0.2:80", server.clone(), false)],
             sink.clone(),
             4,
+            &CheckerBoard::default(),
         );
         assert_eq!(
             sink.last(),
@@ -407,6 +485,7 @@ mod tests {
             ],
             sink.clone(),
             1,
+            &CheckerBoard::default(),
         );
         assert!(!sink.last().up, "alpha: starts down");
         until(start, 5.0).await;
@@ -424,7 +503,12 @@ mod tests {
             ..FakeServer::default()
         });
         let sink = Arc::new(RecordingSink::default());
-        let handles = spawn(vec![task("10.0.0.4:80", server, false)], sink.clone(), 1);
+        let handles = spawn(
+            vec![task("10.0.0.4:80", server, false)],
+            sink.clone(),
+            1,
+            &CheckerBoard::default(),
+        );
         sleep(Duration::from_secs(1)).await;
         assert_eq!(
             sink.last(),
@@ -450,9 +534,74 @@ mod tests {
             },
             ..task("10.0.0.5:80", server.clone(), false)
         };
-        let handles = spawn(vec![warm], sink, 1);
+        let handles = spawn(vec![warm], sink, 1, &CheckerBoard::default());
         until(start, 10.0).await;
         assert_eq!(server.probes.load(Ordering::SeqCst), 1);
+        handles.iter().for_each(JoinHandle::abort);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flips_call_notify_with_the_reason_and_the_board_follows_the_checker() {
+        let start = Instant::now();
+        let server = Arc::new(FakeServer::default());
+        let sink = Arc::new(RecordingSink::default());
+        let board = CheckerBoard::default();
+        let timing = Timing { retry: 0, ..TIMING };
+        let quick = CheckerTask {
+            timing,
+            ..task("10.0.0.6:80", server.clone(), false)
+        };
+        let handles = spawn(vec![quick], sink.clone(), 1, &board);
+        until(start, 5.0).await;
+        assert!(
+            sink.notifies().is_empty(),
+            "no notify at startup nor for a first success"
+        );
+        let checkers = board.checkers("10.0.0.1:80", "10.0.0.6:80");
+        assert_eq!((checkers[0].up, checkers[0].flips), (true, 0));
+        assert_eq!(
+            checkers[0].latency_ms,
+            Some(0.0),
+            "paused time: the fake probe takes none"
+        );
+        server.down.store(true, Ordering::SeqCst);
+        until(start, 15.0).await;
+        server.down.store(false, Ordering::SeqCst);
+        until(start, 25.0).await;
+        assert_eq!(
+            sink.notifies(),
+            [
+                (false, "switched off".to_string()),
+                (true, "check succeeded".to_string())
+            ]
+        );
+        let checkers = board.checkers("10.0.0.1:80", "10.0.0.6:80");
+        assert_eq!(checkers[0].name, "TCP_CHECK");
+        assert_eq!((checkers[0].up, checkers[0].flips), (true, 2));
+        assert_eq!(checkers[0].last_error.as_deref(), Some("switched off"));
+        handles.iter().for_each(JoinHandle::abort);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alpha_server_whose_first_verdict_is_down_runs_notify_down_once() {
+        let start = Instant::now();
+        let server = Arc::new(FakeServer::default());
+        server.down.store(true, Ordering::SeqCst);
+        let sink = Arc::new(RecordingSink::default());
+        let handles = spawn(
+            vec![task("10.0.0.7:80", server, true)],
+            sink.clone(),
+            1,
+            &CheckerBoard::default(),
+        );
+        // retry 2: the first verdict comes with the third probe (at 2s); later ones are silent.
+        until(start, 1.5).await;
+        assert!(
+            sink.notifies().is_empty(),
+            "retries pending: no verdict yet"
+        );
+        until(start, 40.0).await;
+        assert_eq!(sink.notifies(), [(false, "switched off".to_string())]);
         handles.iter().for_each(JoinHandle::abort);
     }
 

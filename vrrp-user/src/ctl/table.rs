@@ -42,7 +42,86 @@ pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
     for attachment in status["attachments"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "guard on {} (ifindex {}, {} XDP)", text(&attachment["interface"]), text(&attachment["ifindex"]), text(&attachment["mode"]));
     }
+    if let Some(services) = status["lvs"].as_array().filter(|s| !s.is_empty()) {
+        real_servers(&mut out, services);
+    }
     Ok(out)
+}
+
+/// `TCP 10.0.0.1:80`, `UDP [2001:db8::1]:53`.
+fn service_label(service: &Value) -> String {
+    let key = &service["key"];
+    let addr = text(&key["addr"]);
+    let addr = if addr.contains(':') { format!("[{addr}]") } else { addr };
+    format!("{} {addr}:{}", text(&key["protocol"]), text(&key["port"]))
+}
+
+fn up_down(value: &Value) -> &'static str {
+    match value.as_bool() {
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "-",
+    }
+}
+
+const REAL_SERVER_ROW: usize = 22 + 1 + 22 + 1 + 5 + 1 + 6 + 2;
+
+/// One line per virtual server (its quorum), then the "Real servers" table: one row per real
+/// server, its checkers on that row and the ones below.
+fn real_servers(out: &mut String, services: &[Value]) {
+    let _ = writeln!(out, "Virtual servers");
+    for service in services {
+        let _ = writeln!(
+            out,
+            "{} ({}): quorum {}, up weight {} (quorum {}, hysteresis {}){}",
+            service_label(service),
+            text(&service["name"]),
+            up_down(&service["quorum_up"]),
+            text(&service["up_weight"]),
+            text(&service["quorum"]),
+            text(&service["hysteresis"]),
+            if service["sorry_in_use"].as_bool() == Some(true) { ", sorry server in use" } else { "" }
+        );
+    }
+    let _ = writeln!(out, "Real servers");
+    let _ = writeln!(
+        out,
+        "{:<22} {:<22} {:<5} {:>6}  {:<30} {:<5} {:>9} {:>5}  LAST ERROR",
+        "SERVICE", "REAL SERVER", "STATE", "WEIGHT", "CHECKER", "STATE", "LATENCY", "FLIPS"
+    );
+    for service in services {
+        let label = service_label(service);
+        for backend in service["backends"].as_array().into_iter().flatten() {
+            let weight = match &backend["dynamic_weight"] {
+                Value::Null => text(&backend["plan"]["weight"]),
+                dynamic => text(dynamic),
+            };
+            let row = format!(
+                "{:<22} {:<22} {:<5} {:>6}  ",
+                label,
+                text(&backend["plan"]["name"]),
+                up_down(&backend["up"]),
+                weight
+            );
+            let checkers = backend["checkers"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if checkers.is_empty() {
+                let _ = writeln!(out, "{row}-");
+            }
+            for (i, checker) in checkers.iter().enumerate() {
+                let lead = if i == 0 { row.clone() } else { " ".repeat(REAL_SERVER_ROW) };
+                let latency = checker["latency_ms"].as_f64().map_or("-".to_string(), |ms| format!("{ms:.1}ms"));
+                let _ = writeln!(
+                    out,
+                    "{lead}{:<30} {:<5} {:>9} {:>5}  {}",
+                    text(&checker["name"]),
+                    up_down(&checker["up"]),
+                    latency,
+                    text(&checker["flips"]),
+                    text(&checker["last_error"])
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +140,35 @@ mod tests {
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(cells, ["VI_1", "eth0", "51", "Master", "150", "10.0.0.2", "9", "3", "3"]);
         assert_eq!(lines[3], "guard on eth0 (ifindex 2, native XDP)");
+        assert!(!table.contains("Real servers"), "no lvs section without services");
+    }
+
+    #[test]
+    fn real_servers_and_their_checkers_golden() {
+        let document = r#"{"pid":7,"config":"/etc/k.conf","reloads":0,"vrrp":[],"lvs":[
+            {"key":{"addr":"10.0.0.100","port":80,"protocol":"TCP"},"name":"10.0.0.100:80","quorum":2,"hysteresis":0,
+             "up_weight":1,"quorum_up":false,"sorry_in_use":true,"backends":[
+               {"plan":{"name":"10.0.1.1:80","weight":1},"up":true,"dynamic_weight":null,"checkers":[
+                  {"name":"TCP_CHECK at k.conf:5","up":true,"last_error":null,"latency_ms":0.42,"flips":0,"last_flip":null},
+                  {"name":"HTTP_GET at k.conf:8","up":true,"last_error":"status 503","latency_ms":12.0,"flips":2,"last_flip":1700000000}]},
+               {"plan":{"name":"10.0.1.2:80","weight":3},"up":false,"dynamic_weight":5,"checkers":[
+                  {"name":"MISC_CHECK at k.conf:12","up":false,"last_error":"exited with status 1","latency_ms":3.25,"flips":1,"last_flip":1700000000}]},
+               {"plan":{"name":"10.0.1.3:80","weight":1},"up":true,"dynamic_weight":null,"checkers":[]}]},
+            {"key":{"addr":"2001:db8::1","port":53,"protocol":"UDP"},"name":"[2001:db8::1]:53","quorum":1,"hysteresis":1,
+             "up_weight":0,"quorum_up":true,"sorry_in_use":false,"backends":[]}]}"#;
+        let table = status_table(document).unwrap();
+        let lvs = &table[table.find("Virtual servers").unwrap()..];
+        let golden = "\
+Virtual servers
+TCP 10.0.0.100:80 (10.0.0.100:80): quorum down, up weight 1 (quorum 2, hysteresis 0), sorry server in use
+UDP [2001:db8::1]:53 ([2001:db8::1]:53): quorum up, up weight 0 (quorum 1, hysteresis 1)
+Real servers
+SERVICE                REAL SERVER            STATE WEIGHT  CHECKER                        STATE   LATENCY FLIPS  LAST ERROR
+TCP 10.0.0.100:80      10.0.1.1:80            up         1  TCP_CHECK at k.conf:5          up        0.4ms     0  -
+                                                            HTTP_GET at k.conf:8           up       12.0ms     2  status 503
+TCP 10.0.0.100:80      10.0.1.2:80            down       5  MISC_CHECK at k.conf:12        down      3.2ms     1  exited with status 1
+TCP 10.0.0.100:80      10.0.1.3:80            up         1  -
+";
+        assert_eq!(lvs, golden, "\n{lvs}");
     }
 }

@@ -1,20 +1,25 @@
-//! The daemon's load-balancer side: config → plans → `LvsTables` → XDP maps; checker
-//! verdicts → ring rebuilds; VRRP states → `vip_state`; neighbour resolution of backends.
+//! The daemon's load-balancer side: config → plans → what forwards them (XDP or IPVS);
+//! checker verdicts → ring rebuilds, quorum, notify_up/notify_down and quorum_up/quorum_down
+//! scripts; VRRP-owned VIPs becoming local → `vip_state`; neighbour resolution of backends.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::{IpAddr, SocketAddr, UdpSocket},
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use anyhow::Result;
 use tokio::{sync::mpsc, task::JoinHandle};
 
+use super::lvs_scripts::LvsScripts;
 use crate::{
     bpf::Dataplane,
-    check::{self, HealthSink},
+    check::{self, CheckerBoard, HealthSink},
     config::{Config, model::LbKind},
-    lvs::{IpvsLvs, LvsDataplane, LvsTables, ServicePlan, ServiceView, XdpLvs, ipvs::IpvsSocket, plan},
-    vrrp::{fsm::State, instance::InstanceStatus},
+    lvs::{
+        IpvsLvs, LvsDataplane, LvsTables, QuorumChange, ServicePlan, ServiceView, XdpLvs, ipvs::IpvsSocket, plan,
+        quorum::QuorumEvent,
+    },
+    net::VipHook,
 };
 
 /// What forwards the virtual_servers (`keepxdp run --lb-backend`).
@@ -27,32 +32,74 @@ pub enum LbBackend {
     Ipvs,
 }
 
-/// A checker verdict on its way to the daemon's loop.
-pub struct HealthEvent {
-    pub service: String,
-    pub real: String,
-    pub up: bool,
-    pub weight: Option<u32>,
+/// From the checkers to the daemon's loop.
+pub enum HealthEvent {
+    /// A real server's health (and misc_dynamic weight).
+    Health { service: String, real: String, up: bool, weight: Option<u32> },
+    /// Time for its notify_up (`up`) / notify_down, because of `checker`: `reason`.
+    Notify { service: String, real: String, up: bool, checker: String, reason: String },
 }
 
 struct ChannelSink(mpsc::UnboundedSender<HealthEvent>);
 
 impl HealthSink for ChannelSink {
     fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
-        let _ = self.0.send(HealthEvent { service: service.into(), real: real.into(), up, weight });
+        let _ = self.0.send(HealthEvent::Health { service: service.into(), real: real.into(), up, weight });
+    }
+    fn notify(&self, service: &str, real: &str, up: bool, checker: &str, reason: &str) {
+        let _ = self.0.send(HealthEvent::Notify {
+            service: service.into(),
+            real: real.into(),
+            up,
+            checker: checker.into(),
+            reason: reason.into(),
+        });
     }
 }
 
 /// Probes running at once, at most (bounded so 10,000 real servers don't open 10,000 sockets).
 const MAX_CONCURRENT_PROBES: usize = 512;
 
+type Forwarding = Arc<Mutex<Box<dyn LvsDataplane>>>;
+
+/// The VRRP instances' address changes, straight into the forwarding: a VIP is forwarded
+/// from just before it is added until just after it is removed.
+struct VipGate {
+    forwarding: Forwarding,
+    local: Mutex<BTreeSet<IpAddr>>,
+    /// Stopping with `--keep-dataplane`: the data plane keeps forwarding what it forwards.
+    frozen: std::sync::atomic::AtomicBool,
+}
+
+impl VipHook for VipGate {
+    fn vip_local(&self, addr: IpAddr, local: bool) {
+        if self.frozen.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut set = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            if local {
+                set.insert(addr);
+            } else {
+                set.remove(&addr);
+            }
+        }
+        let mut forwarding = self.forwarding.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(error) = forwarding.set_vip_local(addr, local) {
+            tracing::error!(vip = %addr, "writing vip_state: {error:#}");
+        }
+    }
+}
+
 pub struct Balancer {
-    forwarding: Box<dyn LvsDataplane>,
+    forwarding: Forwarding,
+    gate: Arc<VipGate>,
     plans: Vec<ServicePlan>,
-    /// VIP → the vrrp_instance that owns it.
-    vip_owners: BTreeMap<IpAddr, String>,
     checkers: Vec<JoinHandle<()>>,
     health: mpsc::UnboundedSender<HealthEvent>,
+    /// What each checker last found (for status).
+    board: CheckerBoard,
+    scripts: LvsScripts,
 }
 
 impl Balancer {
@@ -62,37 +109,77 @@ impl Balancer {
             LbBackend::Xdp => Box::new(XdpLvs { tables: LvsTables::new(dataplane.limits()), maps: dataplane.lvs_maps_handle()? }),
             LbBackend::Ipvs => Box::new(IpvsLvs::new(IpvsSocket::connect()?)),
         };
+        let forwarding = Arc::new(Mutex::new(forwarding));
+        let gate = Arc::new(VipGate { forwarding: forwarding.clone(), local: Mutex::new(BTreeSet::new()), frozen: Default::default() });
         let balancer = Self {
             forwarding,
+            gate,
             plans: Vec::new(),
-            vip_owners: BTreeMap::new(),
             checkers: Vec::new(),
             health,
+            board: CheckerBoard::default(),
+            scripts: LvsScripts::default(),
         };
         Ok((balancer, events))
     }
 
-    pub fn views(&self) -> Vec<ServiceView> {
-        self.forwarding.views()
+    /// `--keep-dataplane` stop: VRRP still releases the VIPs, but the data plane left running
+    /// keeps forwarding them (flows keep flowing until the next keepxdp, or the peer that
+    /// takes over, has them).
+    pub fn freeze_vip_state(&self) {
+        self.gate.frozen.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Brings the maps to `model`'s virtual_servers and restarts the checkers. Checkers start
-    /// from the configured state (`alpha` down, else up), as keepalived does on reload.
+    /// What the VRRP instances' netlink reports VIP changes to.
+    pub fn vip_hook(&self) -> Arc<dyn VipHook> {
+        self.gate.clone()
+    }
+
+    fn forwarding(&self) -> MutexGuard<'_, Box<dyn LvsDataplane>> {
+        self.forwarding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The services, each backend with its checkers' state.
+    pub fn views(&self) -> Vec<ServiceView> {
+        let mut views = self.forwarding().views();
+        for view in &mut views {
+            for backend in &mut view.backends {
+                backend.checkers = self.board.checkers(&view.name, &backend.plan.name);
+            }
+        }
+        views
+    }
+
+    /// Brings the forwarding to `model`'s virtual_servers and restarts the checkers. Checkers
+    /// start from the configured state (`alpha` down, else up), as keepalived does on reload.
     pub fn apply(&mut self, model: &Config) {
         let (plans, warnings) = plan(model);
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        self.vip_owners = model
-            .vrrp_instances
-            .iter()
-            .flat_map(|i| i.virtual_ipaddress.iter().map(move |a| (a.address, i.name.clone())))
-            .collect();
+        // VIPs a vrrp_instance owns are forwarded only while they are local (see VipGate).
+        let vrrp_vips: BTreeMap<IpAddr, bool> = {
+            let local = self.gate.local.lock().unwrap_or_else(|e| e.into_inner());
+            model
+                .vrrp_instances
+                .iter()
+                .flat_map(|i| i.virtual_ipaddress.iter().map(|a| a.address))
+                .map(|vip| (vip, local.contains(&vip)))
+                .collect()
+        };
         let (v4, v6) = tunnel_sources(&plans);
-        self.forwarding.set_tunnel_sources(v4, v6);
-        for error in self.forwarding.apply(&plans) {
-            tracing::error!("balancer: {error}");
+        self.scripts = LvsScripts::of(model);
+        {
+            let mut forwarding = self.forwarding();
+            forwarding.set_tunnel_sources(v4, v6);
+            if let Err(error) = forwarding.set_vrrp_vips(vrrp_vips) {
+                tracing::error!("writing vip_state: {error:#}");
+            }
+            for error in forwarding.apply(&plans) {
+                tracing::error!("balancer: {error}");
+            }
         }
+        self.quorum_scripts();
         self.plans = plans;
         for handle in self.checkers.drain(..) {
             handle.abort();
@@ -101,32 +188,44 @@ impl Balancer {
         if !tasks.is_empty() {
             tracing::info!(checkers = tasks.len(), "health checkers starting");
         }
-        self.checkers = check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES);
+        // Checkers restart from their configured state: so does their status.
+        self.board = CheckerBoard::default();
+        self.checkers =
+            check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES, &self.board);
     }
 
     pub fn health(&mut self, event: HealthEvent) {
-        match self.forwarding.set_health(&event.service, &event.real, event.up, event.weight) {
-            Ok(true) => tracing::info!(
-                service = event.service,
-                real = event.real,
-                "real server {} in the balancer",
-                if event.up { "up" } else { "down" }
-            ),
-            Ok(false) => {}
-            Err(error) => tracing::error!(service = event.service, real = event.real, "health update: {error:#}"),
+        match event {
+            HealthEvent::Health { service, real, up, weight } => {
+                match self.forwarding().set_health(&service, &real, up, weight) {
+                    Ok(true) => tracing::debug!(service, real, up, ?weight, "balancer updated"),
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(service, real, "health update: {error:#}"),
+                }
+                self.quorum_scripts();
+            }
+            HealthEvent::Notify { service, real, up, checker, reason } => {
+                let script = self.scripts.real_server(&service, &real, up);
+                tracing::info!(service, real, checker, reason, script, "real server {}", if up { "up" } else { "down" });
+                if let Some(script) = script {
+                    let what = format!("{} of {real} ({service})", if up { "notify_up" } else { "notify_down" });
+                    self.scripts.spawn(script, what);
+                }
+            }
         }
     }
 
-    /// VRRP states → `vip_state`: a VIP whose instance is not Master is not forwarded here.
-    pub fn vrrp_states(&mut self, statuses: &[InstanceStatus]) {
-        let master: BTreeMap<&str, bool> = statuses.iter().map(|s| (s.name.as_str(), s.state == State::Master)).collect();
-        let vips = self
-            .vip_owners
-            .iter()
-            .map(|(vip, owner)| (*vip, master.get(owner.as_str()).copied().unwrap_or(false)))
-            .collect();
-        if let Err(error) = self.forwarding.set_vrrp_vips(vips) {
-            tracing::error!("writing vip_state: {error:#}");
+    /// quorum_up / quorum_down for the quorum changes the forwarding made (once per virtual
+    /// server: a group's addresses share one quorum).
+    fn quorum_scripts(&mut self) {
+        let changes = self.forwarding().take_quorum_changes();
+        for change in once_per_service(changes) {
+            let up = change.event.up();
+            if let Some(script) = self.scripts.quorum(&change.service, up) {
+                tracing::info!(service = change.service, script, event = ?change.event, "running {}", if up { "quorum_up" } else { "quorum_down" });
+                let what = format!("{} of {}", if up { "quorum_up" } else { "quorum_down" }, change.service);
+                self.scripts.spawn(script, what);
+            }
         }
     }
 
@@ -135,7 +234,7 @@ impl Balancer {
     /// kernel resolve the neighbour (until then their packets go to the stack, counted
     /// `unresolved`; the XDP program's own FIB lookup also fills them in where forwarding is on).
     pub async fn resolve_backends(&mut self, netlink: &crate::net::Netlink) {
-        let unresolved = self.forwarding.unresolved();
+        let unresolved = self.forwarding().unresolved();
         if unresolved.is_empty() {
             return;
         }
@@ -148,7 +247,7 @@ impl Balancer {
         };
         for addr in unresolved {
             match neighbours.get(&addr) {
-                Some(neighbour) => match self.forwarding.resolved(addr, *neighbour) {
+                Some(neighbour) => match self.forwarding().resolved(addr, *neighbour) {
                     Ok(()) => tracing::info!(real = %addr, ifindex = neighbour.ifindex, "real server's MAC resolved"),
                     Err(error) => tracing::warn!(real = %addr, "writing its MAC: {error:#}"),
                 },
@@ -156,6 +255,14 @@ impl Balancer {
             }
         }
     }
+}
+
+fn once_per_service(changes: Vec<QuorumChange>) -> Vec<QuorumChange> {
+    let mut seen: BTreeSet<(String, bool)> = BTreeSet::new();
+    changes
+        .into_iter()
+        .filter(|c| seen.insert((c.service.clone(), c.event == QuorumEvent::Gained)))
+        .collect()
 }
 
 fn poke(addr: IpAddr) {
@@ -166,7 +273,6 @@ fn poke(addr: IpAddr) {
         let _ = socket.send(&[]);
     }
 }
-
 /// TUN's outer source: the address the kernel would use toward the first TUN backend of each
 /// family (a connected UDP socket sends nothing; it only asks the routing table).
 fn tunnel_sources(plans: &[ServicePlan]) -> (Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>) {

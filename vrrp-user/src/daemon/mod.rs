@@ -5,6 +5,7 @@
 mod balancer;
 pub use balancer::LbBackend;
 mod instances;
+mod lvs_scripts;
 mod statics;
 
 use std::{collections::BTreeSet, fs, path::PathBuf, time::Duration};
@@ -177,12 +178,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
         state_pin_dir: Some(options.pin_dir.clone()),
     })?;
     let (balancer, mut health_events) = balancer::Balancer::new(&dataplane, options.lb_backend)?;
+    let vip_hook = balancer.vip_hook();
     let mut daemon = Daemon {
         dataplane,
         balancer,
         guarded: Vec::new(),
         entries: GuardEntries::default(),
-        vrrp: InstanceSet::new(None)?,
+        vrrp: InstanceSet::new(Some(vip_hook))?,
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
@@ -209,16 +211,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
     let mut signals = Signals::new()?;
     let mut refresh = tokio::time::interval(Duration::from_millis(200));
-    // VRRP state → vip_state: how long after becoming Master this node starts forwarding.
-    let mut vip_sync = tokio::time::interval(Duration::from_millis(20));
     let mut neighbours = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             Some(event) = health_events.recv() => daemon.balancer.health(event),
-            _ = vip_sync.tick() => {
-                let statuses = daemon.vrrp.statuses();
-                daemon.balancer.vrrp_states(&statuses);
-            }
             _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink).await,
             signal = signals.next() => match signal {
                 Received::Stop => break,
@@ -231,6 +227,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
         }
     }
 
+    if daemon.options.keep_dataplane {
+        daemon.balancer.freeze_vip_state();
+    }
     daemon.vrrp.stop_all().await;
     statics::Statics::default().apply(&daemon.statics, &daemon.netlink).await;
     control.close();

@@ -24,6 +24,10 @@ pub trait LvsDataplane: Send {
     fn views(&self) -> Vec<ServiceView>;
     /// TUN's outer source addresses (XDP only).
     fn set_tunnel_sources(&mut self, _v4: Option<std::net::Ipv4Addr>, _v6: Option<std::net::Ipv6Addr>) {}
+    /// Quorum gains and losses since the last call (quorum_up / quorum_down scripts).
+    fn take_quorum_changes(&mut self) -> Vec<super::QuorumChange> {
+        Vec::new()
+    }
     /// Real servers whose MAC the data plane still needs (XDP only).
     fn unresolved(&self) -> Vec<IpAddr> {
         Vec::new()
@@ -75,6 +79,10 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
 
     fn set_tunnel_sources(&mut self, v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) {
         self.tables.set_tunnel_sources(v4, v6);
+    }
+
+    fn take_quorum_changes(&mut self) -> Vec<super::QuorumChange> {
+        self.tables.take_quorum_changes()
     }
 
     fn unresolved(&self) -> Vec<IpAddr> {

@@ -140,7 +140,7 @@ impl<O: IpvsOps> IpvsLvs<O> {
             .iter()
             .map(|p| match previous.get(&(p.addr, p.port)) {
                 Some(kept) => InstalledBackend { plan: p.clone(), ..kept.clone() },
-                None => InstalledBackend { plan: p.clone(), index: 0, up: !p.starts_down, dynamic_weight: None },
+                None => InstalledBackend { plan: p.clone(), index: 0, up: !p.starts_down, dynamic_weight: None, checkers: Vec::new() },
             })
             .collect();
         let new_dests = wanted_dests(plan, &backends);
@@ -208,7 +208,11 @@ impl<O: IpvsOps> LvsDataplane for IpvsLvs<O> {
                 backends: s.backends.clone(),
                 sorry_backend: None,
                 quorum: s.plan.quorum,
+                hysteresis: s.plan.hysteresis,
                 up_weight: s.backends.iter().filter(|b| b.up).map(|b| b.weight() as u64).sum(),
+                // Quorum (and with it the sorry server) is followed by the XDP tables only.
+                quorum_up: true,
+                sorry_in_use: false,
             })
             .collect()
     }

@@ -25,8 +25,9 @@ use vrrp_common::{
 use super::{
     maglev::{self, MaglevBackend},
     plan::{BackendPlan, ServiceKey, ServicePlan, hashes_source_only},
+    quorum::{self, QuorumEvent, QuorumInput},
 };
-use crate::{bpf::{LvsLimits, LvsMaps}, config::model::LbKind};
+use crate::{bpf::{LvsLimits, LvsMaps}, check::status::CheckerStatus, config::model::LbKind};
 
 fn addr_bytes(addr: IpAddr) -> [u8; 16] {
     let mut bytes = [0u8; 16];
@@ -41,6 +42,11 @@ fn family(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { FAMILY_IPV4 } else { FAMILY_IPV6 }
 }
 
+/// A sorry server's backend entry: always alive (it only gets connections when the ring is empty).
+fn sorry_backend(plan: &BackendPlan, index: u32) -> InstalledBackend {
+    InstalledBackend { plan: plan.clone(), index, up: true, dynamic_weight: None, checkers: Vec::new() }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct InstalledBackend {
     pub plan: BackendPlan,
@@ -49,6 +55,8 @@ pub struct InstalledBackend {
     pub up: bool,
     /// MISC_CHECK `misc_dynamic` weight, overriding the configured one.
     pub dynamic_weight: Option<u32>,
+    /// Its checkers, for status only: always empty here, filled in by the daemon.
+    pub checkers: Vec<CheckerStatus>,
 }
 
 impl InstalledBackend {
@@ -75,6 +83,32 @@ struct Installed {
     sorry: Option<u32>,
     /// The ring as written: `ring_slot(current, previous)` values.
     ring: Vec<u32>,
+    /// keepalived's `quorum_state_up` (see `quorum`).
+    quorum_up: bool,
+}
+
+impl Installed {
+    /// Sum of the weights of the real servers that are up (keepalived's live weight).
+    fn up_weight(&self) -> u64 {
+        self.backends.iter().filter(|b| b.up).map(|b| b.weight() as u64).sum()
+    }
+    /// Quorum is down and there is a sorry server: it alone gets new connections (the ring is
+    /// empty, so the data plane sends them to `sorry_backend`).
+    fn sorry_in_use(&self) -> bool {
+        self.sorry.is_some() && !self.quorum_up
+    }
+}
+
+/// A quorum change to act on (scripts), from `LvsTables::take_quorum_changes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumChange {
+    /// The virtual server's name (`ServicePlan::name`).
+    pub service: String,
+    pub key: ServiceKey,
+    pub event: QuorumEvent,
+    pub weight: u64,
+    pub quorum: u32,
+    pub hysteresis: u32,
 }
 
 /// What one service looks like now (`keepxdp lvs`, status).
@@ -89,7 +123,11 @@ pub struct ServiceView {
     pub backends: Vec<InstalledBackend>,
     pub sorry_backend: Option<u32>,
     pub quorum: u32,
+    pub hysteresis: u32,
     pub up_weight: u64,
+    pub quorum_up: bool,
+    /// Quorum is lost and the sorry server takes the new connections.
+    pub sorry_in_use: bool,
 }
 
 #[derive(Debug)]
@@ -106,6 +144,8 @@ pub struct LvsTables {
     vips: BTreeMap<IpAddr, (u32, bool)>,
     vrrp_vips: BTreeMap<IpAddr, bool>,
     config: LvsConfig,
+    /// Quorum changes not yet taken by the daemon.
+    quorum_changes: Vec<QuorumChange>,
 }
 
 impl LvsTables {
@@ -120,6 +160,7 @@ impl LvsTables {
             vips: BTreeMap::new(),
             vrrp_vips: BTreeMap::new(),
             config: LvsConfig::default(),
+            quorum_changes: Vec::new(),
         }
     }
 
@@ -136,9 +177,56 @@ impl LvsTables {
                 backends: s.backends.clone(),
                 sorry_backend: s.sorry,
                 quorum: s.plan.quorum,
-                up_weight: s.backends.iter().filter(|b| b.up).map(|b| b.weight() as u64).sum(),
+                hysteresis: s.plan.hysteresis,
+                up_weight: s.up_weight(),
+                quorum_up: s.quorum_up,
+                sorry_in_use: s.sorry_in_use(),
             })
             .collect()
+    }
+
+    /// Quorum changes since the last call, in order.
+    pub fn take_quorum_changes(&mut self) -> Vec<QuorumChange> {
+        std::mem::take(&mut self.quorum_changes)
+    }
+
+    /// Re-evaluates a service's quorum (`init`: just installed or reconfigured), logging and
+    /// queueing a change. `sorry_was_in_use`: the sorry server was in the pool before.
+    fn evaluate_quorum(&mut self, installed: &mut Installed, init: bool, sorry_was_in_use: bool) {
+        let plan = &installed.plan;
+        let input = QuorumInput {
+            weight: installed.up_weight(),
+            quorum: plan.quorum,
+            hysteresis: plan.hysteresis,
+            init,
+            has_sorry: installed.sorry.is_some(),
+            sorry_in_use: sorry_was_in_use,
+        };
+        let (up, event) = quorum::evaluate(installed.quorum_up, input);
+        installed.quorum_up = up;
+        let Some(event) = event else { return };
+        let sorry = installed.sorry.is_some() && !up;
+        tracing::info!(
+            service = %plan.key,
+            weight = input.weight,
+            quorum = plan.quorum,
+            hysteresis = plan.hysteresis,
+            sorry_server_in_use = sorry,
+            "{}",
+            match event {
+                QuorumEvent::Gained => "quorum gained",
+                QuorumEvent::Lost => "quorum lost",
+                QuorumEvent::StartedDown => "starting with quorum down",
+            }
+        );
+        self.quorum_changes.push(QuorumChange {
+            service: plan.name.clone(),
+            key: plan.key,
+            event,
+            weight: input.weight,
+            quorum: plan.quorum,
+            hysteresis: plan.hysteresis,
+        });
     }
 
     /// The backend index currently at `slot` of a service's ring (tests, diagnostics).
@@ -239,7 +327,8 @@ impl LvsTables {
     /// Recomputes a service's ring from its backends in the ring and writes the slots whose
     /// backend changed. Returns how many slots changed.
     fn rebuild_ring(&self, installed: &mut Installed, maps: &mut impl LvsMaps) -> Result<usize> {
-        let members: Vec<&InstalledBackend> = installed.backends.iter().filter(|b| b.in_ring()).collect();
+        let sorry_in_use = installed.sorry_in_use();
+        let members: Vec<&InstalledBackend> = installed.backends.iter().filter(|b| b.in_ring() && !sorry_in_use).collect();
         let maglev_members: Vec<MaglevBackend> = members
             .iter()
             .map(|b| MaglevBackend {
@@ -319,19 +408,14 @@ impl LvsTables {
                 index: self.allocate_backend()?,
                 up: !backend_plan.starts_down,
                 dynamic_weight: None,
+                checkers: Vec::new(),
             };
             Self::write_backend(maps, index, &backend)?;
             backends.push(backend);
         }
-        let sorry = match &plan.sorry {
-            Some(sorry_plan) => {
-                let backend = InstalledBackend { plan: sorry_plan.clone(), index: self.allocate_backend()?, up: true, dynamic_weight: None };
-                Self::write_backend(maps, index, &backend)?;
-                Some(backend.index)
-            }
-            None => None,
-        };
-        let mut installed = Installed { plan: plan.clone(), slot, index, vip_index, backends, sorry, ring: Vec::new() };
+        let sorry = self.install_sorry(plan, index, maps)?;
+        let mut installed = Installed { plan: plan.clone(), slot, index, vip_index, backends, sorry, ring: Vec::new(), quorum_up: false };
+        self.evaluate_quorum(&mut installed, true, false);
         self.rebuild_ring(&mut installed, maps)?;
         maps.put_service(slot, &self.service_entry(&installed))?;
         self.used_slots.insert(slot);
@@ -339,6 +423,14 @@ impl LvsTables {
         tracing::info!(service = %plan.key, backends = installed.backends.len(), "service installed");
         self.services.insert(plan.key, installed);
         Ok(())
+    }
+
+    /// Allocates and writes a plan's sorry server; its backend index.
+    fn install_sorry(&mut self, plan: &ServicePlan, service: u32, maps: &mut impl LvsMaps) -> Result<Option<u32>> {
+        let Some(sorry_plan) = &plan.sorry else { return Ok(None) };
+        let backend = sorry_backend(sorry_plan, self.allocate_backend()?);
+        Self::write_backend(maps, service, &backend)?;
+        Ok(Some(backend.index))
     }
 
     fn update(&mut self, plan: &ServicePlan, maps: &mut impl LvsMaps) -> Result<()> {
@@ -353,7 +445,13 @@ impl LvsTables {
                     kept
                 }
                 None => match self.allocate_backend() {
-                    Ok(index) => InstalledBackend { plan: backend_plan.clone(), index, up: !backend_plan.starts_down, dynamic_weight: None },
+                    Ok(index) => InstalledBackend {
+                        plan: backend_plan.clone(),
+                        index,
+                        up: !backend_plan.starts_down,
+                        dynamic_weight: None,
+                        checkers: Vec::new(),
+                    },
                     Err(error) => {
                         result = Err(error);
                         continue;
@@ -363,7 +461,18 @@ impl LvsTables {
             Self::write_backend(maps, installed.index, &backend)?;
             installed.backends.push(backend);
         }
+        // A changed sorry server is a new one: keepalived puts it in afresh.
+        let same_sorry = installed.plan.sorry.as_ref().map(|s| (s.addr, s.port)) == plan.sorry.as_ref().map(|s| (s.addr, s.port));
+        let sorry_was_in_use = installed.sorry_in_use() && same_sorry;
+        let old_sorry = match (same_sorry, installed.sorry) {
+            (true, _) | (false, None) => None,
+            (false, Some(old)) => installed.plan.sorry.clone().map(|p| sorry_backend(&p, old)),
+        };
+        if !same_sorry {
+            installed.sorry = self.install_sorry(plan, installed.index, maps)?;
+        }
         installed.plan = plan.clone();
+        self.evaluate_quorum(&mut installed, true, sorry_was_in_use);
         let changed = self.rebuild_ring(&mut installed, maps)?;
         // Removed real servers: dead only now that the ring no longer names them.
         for gone in old.values() {
@@ -374,6 +483,11 @@ impl LvsTables {
             self.used_backends.remove(&gone.index);
         }
         maps.put_service(installed.slot, &self.service_entry(&installed))?;
+        if let Some(mut dead) = old_sorry {
+            dead.up = false;
+            Self::write_backend(maps, installed.index, &dead)?;
+            self.used_backends.remove(&dead.index);
+        }
         if changed > 0 || !old.is_empty() {
             tracing::info!(service = %plan.key, removed = old.len(), ring_slots_changed = changed, "service updated");
         }
@@ -433,6 +547,8 @@ impl LvsTables {
                 for backend in &coming_up {
                     Self::write_backend(maps, installed.index, backend)?;
                 }
+                let sorry_was_in_use = installed.sorry_in_use();
+                self.evaluate_quorum(&mut installed, false, sorry_was_in_use);
                 let slots = self.rebuild_ring(&mut installed, maps);
                 for backend in installed.backends.iter().filter(|b| b.plan.name == real && !b.alive()) {
                     Self::write_backend(maps, installed.index, backend)?;

@@ -1,4 +1,5 @@
-//! `LvsTables` against a fake `LvsMaps`: what reaches the maps, in what order.
+//! `LvsTables` against a fake `LvsMaps`: what reaches the maps, in what order; quorum and
+//! the sorry server.
 use std::collections::BTreeMap;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use vrrp_common::lvs::{
 
 use super::{
     plan::{BackendPlan, ProtocolKey, ServiceKey, ServicePlan},
+    quorum::QuorumEvent,
     tables::LvsTables,
 };
 use crate::{
@@ -205,4 +207,85 @@ fn more_services_than_the_limit_are_refused_with_a_reason_and_the_rest_applied()
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("--max-services"), "{}", errors[0]);
     assert_eq!(maps.services.len(), 4);
+}
+
+fn with_sorry(mut plan: ServicePlan, quorum: u32) -> ServicePlan {
+    let mut sorry = backend(9, 1);
+    sorry.name = "sorry 10.0.1.9".into();
+    plan.sorry = Some(sorry);
+    plan.quorum = quorum;
+    plan
+}
+
+fn events(tables: &mut LvsTables) -> Vec<QuorumEvent> {
+    tables.take_quorum_changes().into_iter().map(|c| c.event).collect()
+}
+
+#[test]
+fn losing_quorum_with_a_sorry_server_empties_the_ring_and_regaining_it_refills_it() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    tables.apply(&[with_sorry(service(LbKind::Nat, vec![backend(1, 1), backend(2, 1)]), 2)], &mut maps);
+    assert_eq!(events(&mut tables), [QuorumEvent::Gained], "keepalived runs quorum_up when it starts with quorum");
+    assert_eq!(holders(&maps).len(), 2);
+    let sorry = maps.services.values().next().unwrap().sorry_backend;
+    assert_ne!(sorry, NO_BACKEND);
+
+    tables.set_health("10.0.0.100:80", "10.0.1.1:80", false, None, &mut maps).unwrap();
+    assert_eq!(events(&mut tables), [QuorumEvent::Lost]);
+    assert_eq!(holders(&maps).keys().copied().collect::<Vec<_>>(), vec![NO_BACKEND], "the sorry server takes it all");
+    let two = maps.backends.iter().find(|(_, b)| b.addr[3] == 2).map(|(i, _)| *i).unwrap();
+    assert_ne!(maps.backends[&two].flags & BACKEND_ALIVE, 0, "the server still up keeps its established flows");
+    let view = &tables.views()[0];
+    assert!(!view.quorum_up && view.sorry_in_use && view.up_weight == 1);
+
+    tables.set_health("10.0.0.100:80", "10.0.1.1:80", true, None, &mut maps).unwrap();
+    assert_eq!(events(&mut tables), [QuorumEvent::Gained]);
+    assert_eq!(holders(&maps).len(), 2);
+    assert!(!tables.views()[0].sorry_in_use);
+}
+
+#[test]
+fn losing_quorum_without_a_sorry_server_keeps_the_servers_that_are_up() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let mut plan = service(LbKind::Dr, vec![backend(1, 1), backend(2, 1)]);
+    plan.quorum = 2;
+    plan.hysteresis = 1;
+    tables.apply(&[plan], &mut maps);
+    assert!(events(&mut tables).is_empty(), "weight 2 < quorum + hysteresis: starts down, silently without a sorry server");
+    tables.set_health("10.0.0.100:80", "10.0.1.1:80", false, None, &mut maps).unwrap();
+    assert!(events(&mut tables).is_empty(), "already down");
+    assert_eq!(holders(&maps).len(), 1, "the server that is up keeps serving");
+    tables.set_health("10.0.0.100:80", "10.0.1.1:80", true, Some(2), &mut maps).unwrap();
+    assert_eq!(events(&mut tables), [QuorumEvent::Gained], "a misc_dynamic weight counts: 2 + 1 >= 2 + 1");
+    tables.set_health("10.0.0.100:80", "10.0.1.2:80", false, None, &mut maps).unwrap();
+    assert!(events(&mut tables).is_empty(), "hysteresis: weight 2 is not below 2 - 1");
+    tables.set_health("10.0.0.100:80", "10.0.1.1:80", false, None, &mut maps).unwrap();
+    assert_eq!(events(&mut tables), [QuorumEvent::Lost]);
+}
+
+#[test]
+fn a_service_starting_short_of_quorum_with_a_sorry_server_starts_down_and_reloads_quietly() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let mut alpha = backend(1, 1);
+    alpha.starts_down = true;
+    let plan = with_sorry(service(LbKind::Nat, vec![alpha]), 1);
+    tables.apply(std::slice::from_ref(&plan), &mut maps);
+    let changes = tables.take_quorum_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((changes[0].event, changes[0].service.as_str(), changes[0].weight), (QuorumEvent::StartedDown, "10.0.0.100:80", 0));
+    assert_eq!(holders(&maps).keys().copied().collect::<Vec<_>>(), vec![NO_BACKEND]);
+    tables.apply(std::slice::from_ref(&plan), &mut maps);
+    assert!(events(&mut tables).is_empty(), "the same sorry server is already in use");
+    let mut other = plan.clone();
+    other.sorry.as_mut().unwrap().addr = "10.0.1.8".parse().unwrap();
+    let before = maps.services.values().next().unwrap().sorry_backend;
+    tables.apply(&[other], &mut maps);
+    assert_eq!(events(&mut tables), [QuorumEvent::StartedDown], "a new sorry server goes in afresh");
+    let after = maps.services.values().next().unwrap().sorry_backend;
+    assert_ne!(after, before);
+    assert_eq!(maps.backends[&after].addr[3], 8);
+    assert_eq!(maps.backends[&before].flags & BACKEND_ALIVE, 0, "the old sorry server is dead");
 }
