@@ -9,7 +9,7 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vrrp_common::lvs::{
     BACKEND_ALIVE, FLOW_NAT_FORWARD, FLOW_PERSISTENCE, FWD_MASK, FWD_NAT, Flow, FlowKey,
     IPPROTO_TCP, NO_BACKEND, NatReverse, SERVICE_PERSISTENT, SERVICE_SOURCE_HASH, SERVICE_PROBES, SERVICE_SLOTS, Service,
-    flow_hash, ring_current, ring_previous, service_slot_hash,
+    flow_hash, reduce, ring_current, ring_previous, service_slot_hash_words,
 };
 
 use crate::{
@@ -17,24 +17,26 @@ use crate::{
     parse::{Packet, TCP_ACK, TCP_SYN},
 };
 
+/// An address field of a map value as words. The map types are `repr(C)` with 4-byte
+/// alignment and their addresses at offsets that are multiples of 4, so this is an aligned read.
 #[inline(always)]
-fn word(addr: &[u8; 16], at: usize) -> u32 {
-    u32::from_ne_bytes([addr[at], addr[at + 1], addr[at + 2], addr[at + 3]])
+pub fn words(addr: &[u8; 16]) -> &[u32; 4] {
+    unsafe { &*(addr.as_ptr() as *const [u32; 4]) }
 }
 
 #[inline(always)]
-fn addr_eq(a: &[u8; 16], b: &[u8; 16], ipv6: bool) -> bool {
-    if word(a, 0) != word(b, 0) {
+fn addr_eq(a: &[u32; 4], b: &[u32; 4], ipv6: bool) -> bool {
+    if a[0] != b[0] {
         return false;
     }
-    !ipv6 || (word(a, 4) == word(b, 4) && word(a, 8) == word(b, 8) && word(a, 12) == word(b, 12))
+    !ipv6 || (a[1] == b[1] && a[2] == b[2] && a[3] == b[3])
 }
 
 /// The service (VIP, port, proto) of this packet, probing the open-addressed table.
 #[inline(always)]
 pub fn find_service(packet: &Packet) -> Option<&'static Service> {
     let flow = &packet.flow;
-    let start = service_slot_hash(&flow.dst, flow.dst_port, flow.proto, packet.ipv6);
+    let start = service_slot_hash_words(&flow.dst, flow.dst_port, flow.proto, packet.ipv6);
     let mut probe = 0;
     while probe < SERVICE_PROBES {
         let slot = (start + probe) & (SERVICE_SLOTS - 1);
@@ -42,7 +44,7 @@ pub fn find_service(packet: &Packet) -> Option<&'static Service> {
         if service.family == flow.family
             && service.port == flow.dst_port
             && service.proto == flow.proto
-            && addr_eq(&service.addr, &flow.dst, packet.ipv6)
+            && addr_eq(words(&service.addr), &flow.dst, packet.ipv6)
         {
             return Some(service);
         }
@@ -82,7 +84,7 @@ pub fn choose(packet: &Packet, service: &Service) -> Choice {
     }
     let source_only = service.flags & (SERVICE_PERSISTENT | SERVICE_SOURCE_HASH) != 0;
     let hash = flow_hash(&packet.flow, packet.ipv6, source_only);
-    let Some(slot) = MAGLEV.get(service.ring_base + hash % service.ring_size) else { return none };
+    let Some(slot) = MAGLEV.get(service.ring_base + reduce(hash, service.ring_size)) else { return none };
     let current = ring_current(*slot);
     let previous = ring_previous(*slot);
     if !persistent && !nat && current == previous {
@@ -162,7 +164,7 @@ fn pick(packet: &Packet, service: &Service, current: u32, previous: u32, syn: bo
 #[inline(always)]
 pub fn nat_reply_key(flow: &FlowKey, backend_addr: &[u8; 16], backend_port: u16) -> FlowKey {
     FlowKey {
-        src: *backend_addr,
+        src: *words(backend_addr),
         dst: flow.src,
         src_port: backend_port,
         dst_port: flow.src_port,

@@ -27,7 +27,8 @@ fn word(addr: &[u8; 16], at: usize) -> u32 {
 
 /// Fills the backend's MACs and egress from the kernel's FIB and neighbour table (cached in
 /// the map entry for the next packet). False when the neighbour is not resolved yet.
-#[inline(always)]
+// A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
+#[inline(never)]
 pub fn resolve(ctx: &XdpContext, backend: &mut Backend, ipv6: bool) -> bool {
     let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
     params.ifindex = ctx.ingress_ifindex() as u32;
@@ -62,12 +63,20 @@ pub fn transmit(ctx: &XdpContext, ifindex: u32) -> u32 {
     }
 }
 
+/// Writes both MACs as six 16-bit words (map values keep MACs 2-byte aligned; packet
+/// stores need no alignment, see `parse::load`).
 #[inline(always)]
 fn set_macs(ctx: &XdpContext, destination: &[u8; 6], source: &[u8; 6]) -> bool {
-    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else { return false };
+    let Some(eth) = ptr_at::<[u16; 6]>(ctx, 0) else { return false };
+    let destination = unsafe { &*(destination.as_ptr() as *const [u16; 3]) };
+    let source = unsafe { &*(source.as_ptr() as *const [u16; 3]) };
     let eth = unsafe { &mut *eth };
-    eth[..6].copy_from_slice(destination);
-    eth[6..].copy_from_slice(source);
+    eth[0] = destination[0];
+    eth[1] = destination[1];
+    eth[2] = destination[2];
+    eth[3] = source[0];
+    eth[4] = source[1];
+    eth[5] = source[2];
     true
 }
 
@@ -156,7 +165,8 @@ fn src_addr_offset(ipv6: bool) -> usize {
 }
 
 /// NAT, request direction: destination becomes the real server's address and port.
-#[inline(always)]
+// A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
+#[inline(never)]
 pub fn nat_forward(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Option<u32> {
     if !rewrite_endpoint(ctx, packet, dst_addr_offset(packet.ipv6), packet.l4 + 2, &backend.addr, backend.port) {
         return None;
@@ -169,7 +179,8 @@ pub fn nat_forward(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Opti
 
 /// NAT, reply direction: the source goes back to VIP:port, and the frame goes back the way
 /// the client's came.
-#[inline(always)]
+// A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
+#[inline(never)]
 pub fn nat_reverse(ctx: &XdpContext, packet: &Packet, entry: &NatReverse) -> Option<u32> {
     if !rewrite_endpoint(ctx, packet, src_addr_offset(packet.ipv6), packet.l4, &entry.vip, entry.vip_port) {
         return None;
@@ -194,7 +205,8 @@ pub fn client_side(ctx: &XdpContext) -> Option<([u8; 6], [u8; 6])> {
 
 /// TUN: the whole IP packet goes inside a new IP header toward the real server (IPIP for
 /// IPv4, IPv6-in-IPv6 for IPv6), from the configured tunnel source address.
-#[inline(always)]
+// A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
+#[inline(never)]
 pub fn tunnel(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Option<u32> {
     let config = CONFIG.get(0)?;
     if packet.ipv6 {

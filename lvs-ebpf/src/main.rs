@@ -121,12 +121,12 @@ pub fn balance(ctx: &XdpContext) -> u32 {
 }
 
 /// NAT: the reply entry for a new connection (written before the frame is rewritten).
-#[inline(always)]
+#[inline(never)]
 fn remember_client(ctx: &XdpContext, packet: &Packet, backend: &vrrp_common::lvs::Backend, service: u32, index: u32) {
     let Some((client_mac, our_mac)) = forward::client_side(ctx) else { return };
     let key = nat_reply_key(&packet.flow, &backend.addr, backend.port);
     let entry = NatReverse {
-        vip: packet.flow.dst,
+        vip: vip_bytes(&packet.flow.dst),
         vip_port: packet.flow.dst_port,
         family: packet.flow.family,
         _pad: 0,
@@ -138,6 +138,17 @@ fn remember_client(ctx: &XdpContext, packet: &Packet, backend: &vrrp_common::lvs
         backend: index,
     };
     let _ = NAT.insert(&key, &entry, 0);
+}
+
+/// Words back to the byte form map values use.
+#[inline(always)]
+fn vip_bytes(words: &[u32; 4]) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&words[0].to_ne_bytes());
+    bytes[4..8].copy_from_slice(&words[1].to_ne_bytes());
+    bytes[8..12].copy_from_slice(&words[2].to_ne_bytes());
+    bytes[12..].copy_from_slice(&words[3].to_ne_bytes());
+    bytes
 }
 
 /// Not a service: a NAT reply to translate back, or traffic for the stack.

@@ -57,51 +57,65 @@ fn is_ipv6_extension(next: u8) -> bool {
     matches!(next, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140)
 }
 
+/// The value at `offset` of the frame; the caller checked that it lies inside the frame.
+///
+/// Packet data has no alignment guarantee. The verifier allows unaligned packet loads and
+/// the JITs of x86-64 and arm64 perform them (what C programs do through `struct iphdr *`);
+/// reading whole words here instead of bytes roughly halves the parse cost (a
+/// `read_unaligned` would be split into byte loads by LLVM's BPF backend).
+#[inline(always)]
+unsafe fn load<T: Copy>(data: usize, offset: usize) -> T {
+    unsafe { *((data + offset) as *const T) }
+}
+
+const ETHERTYPE_IPV4_WIRE: u16 = u16::from_ne_bytes(ETHERTYPE_IPV4);
+const ETHERTYPE_IPV6_WIRE: u16 = u16::from_ne_bytes(ETHERTYPE_IPV6);
+/// IPv4 flags + fragment offset, without DF: MF set or a non-zero offset means a fragment.
+const IPV4_FRAGMENT_BITS: u16 = u16::from_ne_bytes([0x3f, 0xff]);
+
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Parsed {
-    let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else { return Parsed::Other };
-    let eth = unsafe { *eth };
-    let ethertype = [eth[12], eth[13]];
+    let data = ctx.data();
+    let end = ctx.data_end();
+    if data + ETH_HDR_LEN > end {
+        return Parsed::Other;
+    }
+    let ethertype: u16 = unsafe { load(data, 12) };
     let mut flow = FlowKey::default();
     let ipv6;
     let l4;
-    if ethertype == ETHERTYPE_IPV4 {
-        let Some(ip) = ptr_at::<[u8; IPV4_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
+    if ethertype == ETHERTYPE_IPV4_WIRE {
+        if data + L4_V4 > end {
             return Parsed::Pass(LvsReason::Truncated);
-        };
-        let ip = unsafe { *ip };
-        if !is_l4(ip[9]) {
+        }
+        let proto: u8 = unsafe { load(data, ETH_HDR_LEN + 9) };
+        if !is_l4(proto) {
             return Parsed::Other;
         }
-        if ip[0] != 0x45 {
-            return Parsed::Pass(if ip[0] > 0x45 && ip[0] >> 4 == 4 { LvsReason::IpOptions } else { LvsReason::Truncated });
+        let version_ihl: u8 = unsafe { load(data, ETH_HDR_LEN) };
+        if version_ihl != 0x45 {
+            return Parsed::Pass(if version_ihl > 0x45 && version_ihl >> 4 == 4 { LvsReason::IpOptions } else { LvsReason::Truncated });
         }
-        if (ip[6] & 0x3f) != 0 || ip[7] != 0 {
+        let fragment: u16 = unsafe { load(data, ETH_HDR_LEN + 6) };
+        if fragment & IPV4_FRAGMENT_BITS != 0 {
             return Parsed::Pass(LvsReason::Fragment);
         }
-        flow.src[0] = ip[12];
-        flow.src[1] = ip[13];
-        flow.src[2] = ip[14];
-        flow.src[3] = ip[15];
-        flow.dst[0] = ip[16];
-        flow.dst[1] = ip[17];
-        flow.dst[2] = ip[18];
-        flow.dst[3] = ip[19];
-        flow.proto = ip[9];
+        flow.src[0] = unsafe { load(data, ETH_HDR_LEN + 12) };
+        flow.dst[0] = unsafe { load(data, ETH_HDR_LEN + 16) };
+        flow.proto = proto;
         flow.family = FAMILY_IPV4;
         ipv6 = false;
         l4 = L4_V4;
-    } else if ethertype == ETHERTYPE_IPV6 {
-        let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
+    } else if ethertype == ETHERTYPE_IPV6_WIRE {
+        if data + L4_V6 > end {
             return Parsed::Pass(LvsReason::Truncated);
-        };
-        let ip = unsafe { &*ip };
-        let next = ip[6];
+        }
+        let next: u8 = unsafe { load(data, ETH_HDR_LEN + 6) };
         if !is_l4(next) {
             return if is_ipv6_extension(next) { Parsed::Pass(LvsReason::Ipv6Extension) } else { Parsed::Other };
         }
-        flow.src.copy_from_slice(&ip[8..24]);
-        flow.dst.copy_from_slice(&ip[24..40]);
+        flow.src = unsafe { load(data, ETH_HDR_LEN + 8) };
+        flow.dst = unsafe { load(data, ETH_HDR_LEN + 24) };
         flow.proto = next;
         flow.family = FAMILY_IPV6;
         ipv6 = true;
@@ -111,17 +125,15 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
     }
     let mut tcp_flags = 0;
     if flow.proto == IPPROTO_TCP {
-        let Some(tcp) = ptr_at::<[u8; 20]>(ctx, l4) else { return Parsed::Pass(LvsReason::Truncated) };
-        let tcp = unsafe { *tcp };
-        flow.src_port = u16::from_ne_bytes([tcp[0], tcp[1]]);
-        flow.dst_port = u16::from_ne_bytes([tcp[2], tcp[3]]);
-        tcp_flags = tcp[13];
-    } else {
-        let Some(ports) = ptr_at::<[u8; 8]>(ctx, l4) else { return Parsed::Pass(LvsReason::Truncated) };
-        let ports = unsafe { *ports };
-        flow.src_port = u16::from_ne_bytes([ports[0], ports[1]]);
-        flow.dst_port = u16::from_ne_bytes([ports[2], ports[3]]);
+        if data + l4 + 20 > end {
+            return Parsed::Pass(LvsReason::Truncated);
+        }
+        tcp_flags = unsafe { load(data, l4 + 13) };
+    } else if data + l4 + 8 > end {
+        return Parsed::Pass(LvsReason::Truncated);
     }
-    let frame_len = (ctx.data_end() - ctx.data()) as u32;
+    flow.src_port = unsafe { load(data, l4) };
+    flow.dst_port = unsafe { load(data, l4 + 2) };
+    let frame_len = (end - data) as u32;
     Parsed::Packet(Packet { flow, ipv6, tcp_flags, l4, frame_len })
 }

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{Array, MapData, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use keepxdp::{
@@ -221,13 +221,13 @@ fn median_ns(dataplane: &mut Dataplane, name: &str, frame: &[u8], repeat: u32) -
 /// Whether `lvs_conntrack` holds some flow to `vip` (a sanity check of the state cases).
 fn conntrack_has(dataplane: &mut Dataplane, vip: [u8; 4]) -> Result<bool> {
     let map = dataplane.balancer_object().map(MAP_LVS_CONNTRACK).context("no conntrack map")?;
-    let conntrack: PerCpuHashMap<&MapData, FlowKey, Flow> = PerCpuHashMap::try_from(map)?;
+    let conntrack: aya::maps::HashMap<&MapData, FlowKey, Flow> = aya::maps::HashMap::try_from(map)?;
     for key in conntrack.keys() {
         let key = key?;
         if std::env::var_os("KEEPXDP_BENCH_DEBUG").is_some() {
-            eprintln!("conntrack key {key:?} -> {:?}", conntrack.get(&key, 0)?.iter().filter(|f| f.backend != 0 || f.last_seen != 0).collect::<Vec<_>>());
+            eprintln!("conntrack key {key:?} -> {:?}", conntrack.get(&key, 0)?);
         }
-        if key.dst[..4] == vip {
+        if key.dst[0] == u32::from_ne_bytes(vip) {
             return Ok(true);
         }
     }

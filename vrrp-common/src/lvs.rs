@@ -114,12 +114,13 @@ pub const fn ring_previous(slot: u32) -> u32 {
 }
 
 /// Key of `lvs_conntrack` and `lvs_nat` (both shared LRU hashes): a flow as seen on the
-/// wire. Persistence entries have `src_port` 0 and `flags` `FLOW_PERSISTENCE`.
+/// wire. Persistence entries have `src_port` 0 and `flags` `FLOW_PERSISTENCE`. Addresses are
+/// words holding the wire bytes (`addr_words`): the XDP program loads them whole.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowKey {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
     pub src_port: u16,
     pub dst_port: u16,
     pub proto: u8,
@@ -238,14 +239,15 @@ impl LvsReason {
     }
 }
 
-/// One murmur3 round: cheap on the BPF target (multiplies and rotates), good spread.
+/// Multiplicative mixing of one word into a hash: a multiply and a rotate, cheap on the BPF
+/// target (the per-packet hashes are a large share of the fast path's cost).
 #[inline(always)]
 pub const fn hash_round(hash: u32, word: u32) -> u32 {
-    let k = word.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
-    (hash ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+    (hash ^ word).wrapping_mul(0x9e37_79b1).rotate_left(15)
 }
 
-/// murmur3's finalizer.
+/// murmur3's finalizer: every input bit reaches every output bit (ring slots and service
+/// slots are taken from the hash's value range).
 #[inline(always)]
 pub const fn hash_finish(hash: u32) -> u32 {
     let mut h = hash;
@@ -256,19 +258,32 @@ pub const fn hash_finish(hash: u32) -> u32 {
     h ^ (h >> 16)
 }
 
+/// Maps a hash onto `0..size` by multiplication (Lemire's reduction) instead of a division.
 #[inline(always)]
-const fn word(addr: &[u8; 16], at: usize) -> u32 {
-    u32::from_ne_bytes([addr[at], addr[at + 1], addr[at + 2], addr[at + 3]])
+pub const fn reduce(hash: u32, size: u32) -> u32 {
+    ((hash as u64 * size as u64) >> 32) as u32
+}
+
+/// An address's wire bytes as four words (IPv4: one word, then zeros), the form the XDP
+/// program reads from packets and hashes.
+#[inline(always)]
+pub const fn addr_words(addr: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([addr[0], addr[1], addr[2], addr[3]]),
+        u32::from_ne_bytes([addr[4], addr[5], addr[6], addr[7]]),
+        u32::from_ne_bytes([addr[8], addr[9], addr[10], addr[11]]),
+        u32::from_ne_bytes([addr[12], addr[13], addr[14], addr[15]]),
+    ]
 }
 
 /// Hash of an address: one word for IPv4, four for IPv6.
 #[inline(always)]
-pub const fn hash_addr(hash: u32, addr: &[u8; 16], ipv6: bool) -> u32 {
-    let mut h = hash_round(hash, word(addr, 0));
+pub const fn hash_addr(hash: u32, addr: &[u32; 4], ipv6: bool) -> u32 {
+    let mut h = hash_round(hash, addr[0]);
     if ipv6 {
-        h = hash_round(h, word(addr, 4));
-        h = hash_round(h, word(addr, 8));
-        h = hash_round(h, word(addr, 12));
+        h = hash_round(h, addr[1]);
+        h = hash_round(h, addr[2]);
+        h = hash_round(h, addr[3]);
     }
     h
 }
@@ -276,9 +291,15 @@ pub const fn hash_addr(hash: u32, addr: &[u8; 16], ipv6: bool) -> u32 {
 /// Where a service key starts probing in `lvs_services`. Both sides use this function;
 /// `port` is the wire-order value (`u16::from_ne_bytes` of the header bytes, `port.to_be()`).
 #[inline(always)]
-pub const fn service_slot_hash(addr: &[u8; 16], port: u16, proto: u8, ipv6: bool) -> u32 {
+pub const fn service_slot_hash_words(addr: &[u32; 4], port: u16, proto: u8, ipv6: bool) -> u32 {
     let h = hash_addr(0x6b65_6570, addr, ipv6);
     hash_finish(hash_round(h, (port as u32) << 8 | proto as u32)) & (SERVICE_SLOTS - 1)
+}
+
+/// `service_slot_hash_words` of an address's bytes (the controller's form).
+#[inline(always)]
+pub const fn service_slot_hash(addr: &[u8; 16], port: u16, proto: u8, ipv6: bool) -> u32 {
+    service_slot_hash_words(&addr_words(addr), port, proto, ipv6)
 }
 
 /// The hash that picks a flow's ring slot: the 5-tuple, or the source address alone for
