@@ -2,8 +2,8 @@
 //! by `keepxdp run`.
 //!
 //! BPF_PROG_TEST_RUN reuses one buffer for every repetition, so programs that rewrite the
-//! frame (NAT) restore it from `bench_frame` first, and "new flow" runs give every
-//! repetition its own source address and port. `bench_restore_tx` measures that restore.
+//! frame (NAT) restore it from `bench_frame` first (`bench_restore_tx` measures that
+//! restore), and "new flow" runs give every repetition its own source address and port.
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     macros::{map, xdp},
@@ -115,10 +115,11 @@ pub fn lvs_bench_same(ctx: XdpContext) -> u32 {
     crate::balance(&ctx)
 }
 
-/// The balancer on a new flow every repetition.
+/// The balancer on a new flow every repetition: the frame's source address and port are
+/// bumped in place (checksums fixed); DR leaves the rest of the frame as it was.
 #[xdp]
 pub fn lvs_bench_new(ctx: XdpContext) -> u32 {
-    if restore(&ctx).is_none() || set_flow(&ctx, next_seq()).is_none() {
+    if set_flow(&ctx, next_seq()).is_none() {
         return XDP_PASS;
     }
     crate::balance(&ctx)

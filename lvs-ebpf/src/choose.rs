@@ -9,7 +9,7 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vrrp_common::lvs::{
     BACKEND_ALIVE, FLOW_NAT_FORWARD, FLOW_PERSISTENCE, FWD_MASK, FWD_NAT, Flow, FlowKey,
     IPPROTO_TCP, NO_BACKEND, NatReverse, SERVICE_PERSISTENT, SERVICE_SOURCE_HASH, SERVICE_PROBES, SERVICE_SLOTS, Service,
-    flow_hash, reduce, ring_current, ring_previous, service_slot_hash_words,
+    flow_hash, match_word, reduce, ring_current, ring_previous, service_slot_hash_words,
 };
 
 use crate::{
@@ -37,14 +37,12 @@ fn addr_eq(a: &[u32; 4], b: &[u32; 4], ipv6: bool) -> bool {
 pub fn find_service(packet: &Packet) -> Option<&'static Service> {
     let flow = &packet.flow;
     let start = service_slot_hash_words(&flow.dst, flow.dst_port, flow.proto, packet.ipv6);
+    let wanted = match_word(flow.dst_port, flow.proto, flow.family);
     let mut probe = 0;
     while probe < SERVICE_PROBES {
         let slot = (start + probe) & (SERVICE_SLOTS - 1);
         let service = SERVICES.get(slot)?;
-        if service.family == flow.family
-            && service.port == flow.dst_port
-            && service.proto == flow.proto
-            && addr_eq(words(&service.addr), &flow.dst, packet.ipv6)
+        if service.match_word() == wanted && addr_eq(words(&service.addr), &flow.dst, packet.ipv6)
         {
             return Some(service);
         }

@@ -9,7 +9,8 @@
 
 /// Open-addressed service table: `SERVICE_SLOTS` entries, a key lives in one of the
 /// `SERVICE_PROBES` slots following its hash (the controller refuses a key that finds none).
-pub const SERVICE_SLOTS: u32 = 4096;
+pub const SERVICE_SLOTS: u32 = 1 << SERVICE_SLOT_BITS;
+pub const SERVICE_SLOT_BITS: u32 = 12;
 pub const SERVICE_PROBES: u32 = 4;
 /// Dense service indexes (rings and counters): the default; `--max-services` changes it.
 pub const DEFAULT_MAX_SERVICES: u32 = 128;
@@ -71,6 +72,21 @@ pub struct Service {
     pub persistence_seconds: u32,
     /// Backend used when the ring is empty (`sorry_server`), or `NO_BACKEND`.
     pub sorry_backend: u32,
+}
+
+impl Service {
+    /// `port`, `proto` and `family` as the one word they occupy (offset 16): the XDP program
+    /// matches a service with one comparison of it plus the address.
+    #[inline(always)]
+    pub const fn match_word(&self) -> u32 {
+        match_word(self.port, self.proto, self.family)
+    }
+}
+
+/// The `Service::match_word` of a packet's (port, proto, family).
+#[inline(always)]
+pub const fn match_word(port: u16, proto: u8, family: u8) -> u32 {
+    u32::from_ne_bytes([port.to_ne_bytes()[0], port.to_ne_bytes()[1], proto, family])
 }
 
 /// Value of `lvs_backends` (array of `MAX_BACKENDS`).
@@ -239,13 +255,6 @@ impl LvsReason {
     }
 }
 
-/// Multiplicative mixing of one word into a hash: a multiply and a rotate, cheap on the BPF
-/// target (the per-packet hashes are a large share of the fast path's cost).
-#[inline(always)]
-pub const fn hash_round(hash: u32, word: u32) -> u32 {
-    (hash ^ word).wrapping_mul(0x9e37_79b1).rotate_left(15)
-}
-
 /// murmur3's finalizer: every input bit reaches every output bit (ring slots and service
 /// slots are taken from the hash's value range).
 #[inline(always)]
@@ -276,24 +285,20 @@ pub const fn addr_words(addr: &[u8; 16]) -> [u32; 4] {
     ]
 }
 
-/// Hash of an address: one word for IPv4, four for IPv6.
-#[inline(always)]
-pub const fn hash_addr(hash: u32, addr: &[u32; 4], ipv6: bool) -> u32 {
-    let mut h = hash_round(hash, addr[0]);
-    if ipv6 {
-        h = hash_round(h, addr[1]);
-        h = hash_round(h, addr[2]);
-        h = hash_round(h, addr[3]);
-    }
-    h
-}
-
 /// Where a service key starts probing in `lvs_services`. Both sides use this function;
 /// `port` is the wire-order value (`u16::from_ne_bytes` of the header bytes, `port.to_be()`).
+///
+/// The per-packet hashes are built from independent multiplies summed, then mixed: on the
+/// CPU the multiplies run side by side instead of as one dependent chain (a chain of eight
+/// multiplies was ~10 ns of the ~15 ns the fast path cost).
 #[inline(always)]
 pub const fn service_slot_hash_words(addr: &[u32; 4], port: u16, proto: u8, ipv6: bool) -> u32 {
-    let h = hash_addr(0x6b65_6570, addr, ipv6);
-    hash_finish(hash_round(h, (port as u32) << 8 | proto as u32)) & (SERVICE_SLOTS - 1)
+    let mut h = addr[0].wrapping_mul(0x9e37_79b1) ^ ((port as u32) << 8 | proto as u32).wrapping_mul(0x85eb_ca6b);
+    if ipv6 {
+        h ^= addr[1].wrapping_mul(0xc2b2_ae35) ^ addr[2].wrapping_mul(0x27d4_eb2f) ^ addr[3].wrapping_mul(0x1656_67b1);
+    }
+    // Multiplicative hashing: the top bits of a product are the well-mixed ones.
+    (h ^ (h >> 15)).wrapping_mul(0x2c1b_3c6d) >> (32 - SERVICE_SLOT_BITS)
 }
 
 /// `service_slot_hash_words` of an address's bytes (the controller's form).
@@ -306,11 +311,26 @@ pub const fn service_slot_hash(addr: &[u8; 16], port: u16, proto: u8, ipv6: bool
 /// persistent services.
 #[inline(always)]
 pub const fn flow_hash(key: &FlowKey, ipv6: bool, source_only: bool) -> u32 {
-    let mut h = hash_addr(0x7864_7021, &key.src, ipv6);
+    let (src, dst) = (&key.src, &key.dst);
+    let mut h = src[0].wrapping_mul(0x9e37_79b1);
+    if ipv6 {
+        h = h
+            .wrapping_add(src[1].wrapping_mul(0x85eb_ca6b))
+            .wrapping_add(src[2].wrapping_mul(0xc2b2_ae35))
+            .wrapping_add(src[3].wrapping_mul(0x27d4_eb2f));
+    }
     if !source_only {
-        h = hash_addr(h, &key.dst, ipv6);
-        h = hash_round(h, (key.src_port as u32) << 16 | key.dst_port as u32);
-        h = hash_round(h, key.proto as u32);
+        let ports = (key.src_port as u32) << 16 | key.dst_port as u32;
+        h = h
+            .wrapping_add(dst[0].wrapping_mul(0x1656_67b1))
+            .wrapping_add(ports.wrapping_mul(0xd3a2_646c | 1))
+            .wrapping_add(key.proto as u32);
+        if ipv6 {
+            h = h
+                .wrapping_add(dst[1].wrapping_mul(0xfd70_46c5))
+                .wrapping_add(dst[2].wrapping_mul(0xb55a_4f09))
+                .wrapping_add(dst[3].wrapping_mul(0x2545_f491));
+        }
     }
     hash_finish(h)
 }
@@ -333,11 +353,36 @@ mod tests {
     }
 
     #[test]
+    fn a_services_match_word_is_the_word_its_port_proto_and_family_occupy() {
+        let service = Service { port: 80u16.to_be(), proto: IPPROTO_TCP, family: 4, ..Service::default() };
+        let bytes: [u8; 48] = unsafe { core::mem::transmute(service) };
+        assert_eq!(service.match_word(), u32::from_ne_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]));
+    }
+
+    #[test]
     fn a_ring_slot_keeps_both_halves() {
         let slot = ring_slot(7, 65534);
         assert_eq!(ring_current(slot), 7);
         assert_eq!(ring_previous(slot), 65534);
         assert_eq!(ring_previous(ring_slot(NO_BACKEND, NO_BACKEND)), NO_BACKEND);
+    }
+
+    #[test]
+    fn flow_hashes_spread_source_ports_evenly_over_a_ring() {
+        // 30,000 flows from one client to one VIP:80 (only the source port differs) over a
+        // 3-way split of a 65537 ring: each third gets its share within 3%.
+        let mut key = FlowKey { proto: IPPROTO_TCP, family: 4, dst_port: 80u16.to_be(), ..FlowKey::default() };
+        key.src[0] = u32::from_ne_bytes([10, 0, 0, 1]);
+        key.dst[0] = u32::from_ne_bytes([10, 0, 0, 100]);
+        let mut thirds = [0u32; 3];
+        for port in 20000..50000u16 {
+            key.src_port = port.to_be();
+            let slot = reduce(flow_hash(&key, false, false), 65537);
+            thirds[(slot * 3 / 65537) as usize] += 1;
+        }
+        for third in thirds {
+            assert!((9700..=10300).contains(&third), "{thirds:?}");
+        }
     }
 
     #[test]
