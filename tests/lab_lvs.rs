@@ -1,7 +1,7 @@
 //! The balancer end to end: a client, one LB namespace running keepxdp, three real servers,
 //! real TCP. DR: everything on one switch, real servers hold the VIP on lo with arp_ignore.
 //! NAT: the LB routes between the client's link and the real servers' switch.
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use anyhow::{Result, ensure};
 use keepxdp_lab::{
@@ -11,9 +11,10 @@ use keepxdp_lab::{
     process::wait_for,
     require_root,
 };
-use keepxdp_tests::{AttachedXdp, attach_xdp_pass, keepxdp_bin};
-
-const VIP: &str = "10.0.0.100";
+use keepxdp_tests::{
+    AttachedXdp, attach_xdp_pass, keepxdp_bin,
+    lvs_lab::{VIP, dr_lab, full_checksums, holds, lvs_table, requests, resolved, start},
+};
 
 fn real_servers(kind: &str, servers: &[(&str, u32)], port: u16) -> String {
     servers
@@ -32,23 +33,6 @@ fn config(kind: &str, servers: &[(&str, u32)], real_port: u16, gateway: &str) ->
          virtual_server {VIP} 80 {{\n  lb_algo wrr\n  lb_kind {kind}\n  protocol TCP\n{}}}\n",
         real_servers(kind, servers, real_port)
     )
-}
-
-/// `count` GETs from fixed source ports; every one must succeed. Who answered, how often.
-fn requests(client: &Netns, count: u16, first_port: u16) -> Result<BTreeMap<String, u32>> {
-    let path = client.path();
-    std::thread::spawn(move || -> Result<BTreeMap<String, u32>> {
-        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
-        let target: SocketAddr = format!("{VIP}:80").parse()?;
-        let mut seen = BTreeMap::new();
-        for i in 0..count {
-            let name = http::get(target, first_port + i).map_err(|e| anyhow::anyhow!("request {i}: {e:#}"))?;
-            *seen.entry(name).or_insert(0) += 1;
-        }
-        Ok(seen)
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("client thread panicked"))?
 }
 
 fn within(seen: &BTreeMap<String, u32>, name: &str, expected: f64) -> bool {
@@ -108,83 +92,6 @@ fn reload_keeps_established_connections(
     ensure!(after.values().sum::<u32>() == 60);
     let _ = lb;
     Ok(())
-}
-
-fn lvs_table(keepxdp: &Keepxdp, lb: &Netns) -> Result<String> {
-    lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])
-}
-
-struct Dr {
-    _xdp: Vec<AttachedXdp>,
-    _servers: Vec<HttpServer>,
-    client: Netns,
-    lb: Netns,
-    _rs: Vec<Netns>,
-    _switch: Switch,
-}
-
-fn dr_lab() -> Result<Dr> {
-    let mut switch = Switch::new()?;
-    let client = Netns::new("cl")?;
-    let lb = Netns::new("lb")?;
-    switch.plug(&client, "eth0", "10.0.0.1/24")?;
-    full_checksums(&client, "eth0")?;
-    let lb_port = switch.plug(&lb, "eth0", "10.0.0.2/24")?;
-    // The LB sends with native XDP_TX: its switch port must carry an XDP program.
-    let mut xdp = vec![attach_xdp_pass(&switch.netns, &lb_port)?];
-    let mut rs = Vec::new();
-    let mut servers = Vec::new();
-    for n in 1..=3 {
-        let host = Netns::new(&format!("rs{n}"))?;
-        switch.plug(&host, "eth0", &format!("10.0.0.1{n}/24"))?;
-        host.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-        for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
-            for scope in ["all", "eth0"] {
-                host.run("sysctl", &["-qw", &format!("net.ipv4.conf.{scope}.{key}={value}")])?;
-            }
-        }
-        servers.push(HttpServer::start(&host, "0.0.0.0:80".parse()?, &format!("rs{n}"))?);
-        rs.push(host);
-    }
-    xdp.shrink_to_fit();
-    Ok(Dr { _xdp: xdp, _servers: servers, client, lb, _rs: rs, _switch: switch })
-}
-
-/// veths hand frames on with the TCP/UDP checksum left for "hardware" to fill in
-/// (CHECKSUM_PARTIAL); a frame the balancer forwards in XDP leaves that state behind, so lab
-/// hosts compute checksums in software, as frames from a real NIC arrive.
-fn full_checksums(netns: &Netns, device: &str) -> Result<()> {
-    netns.run("ethtool", &["-K", device, "tx", "off"])?;
-    Ok(())
-}
-
-fn holds(netns: &Netns, device: &str, addr: &str) -> Result<bool> {
-    Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {addr}/")))
-}
-
-/// The real servers keepxdp has MACs for (from `keepxdp lvs --json`).
-fn resolved(keepxdp: &Keepxdp, lb: &Netns, real_servers: &[&str]) -> Result<bool> {
-    let json = lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--json", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])?;
-    let table: serde_json::Value = serde_json::from_str(&json)?;
-    let resolved: Vec<String> = table["services"][0]["backends"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|b| b["resolved"] == true)
-        .filter_map(|b| b["address"].as_str().map(|a| a.split(':').next().unwrap_or_default().to_string()))
-        .collect();
-    Ok(real_servers.iter().all(|rs| resolved.iter().any(|r| r == rs)))
-}
-
-/// keepxdp up, Master for the VIP (so the balancer forwards it), and the real servers'
-/// MACs known: until a neighbour is resolved the balancer hands its packets to the stack
-/// (counted `unresolved`) while keepxdp has the kernel resolve it.
-fn start(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str]) -> Result<Keepxdp> {
-    let keepxdp = Keepxdp::start(&keepxdp_bin()?, lb, dir, config)?;
-    wait_for("the LB to become Master", Duration::from_secs(10), || holds(lb, "eth0", VIP))?;
-    wait_for("the balancer to forward the VIP", Duration::from_secs(5), || Ok(lvs_table(&keepxdp, lb)?.contains(" master")))?;
-    wait_for("the real servers' MACs", Duration::from_secs(10), || resolved(&keepxdp, lb, real_servers))?;
-    Ok(keepxdp)
 }
 
 #[test]

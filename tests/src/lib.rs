@@ -1,4 +1,6 @@
 //! Shared by keepxdp's privileged tests and its benchmark binary.
+pub mod lvs_lab;
+
 use anyhow::Result;
 use keepxdp::bpf::{Dataplane, GuardInstance, GuardMaps, guard_entries};
 use vrrp_common::guard::{GuardReason, GuardStatKey};

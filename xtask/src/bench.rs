@@ -19,8 +19,11 @@ pub fn bench() -> Result<()> {
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))?;
     eprintln!("== XDP balancer: cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu}), then packets/s over a veth rig vs nftables DNAT (all on CPU 0, ~45 s)");
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).args(["lvs", "all"]))?;
-    eprintln!("== VRRP failover: keepxdp and keepalived, kill -9 of the Master (netns lab, ~6 min)");
     shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp", "--bin", "keepxdp"]))?;
+    // Not pinned: keepxdp and the 10,000 listeners share the machine as they would.
+    eprintln!("== health checkers: keepxdp run with 10,000 TCP_CHECKs every 1 s (CPU, RSS, verdict → map latency; two runs, ~80 s)");
+    shell::run(Command::new(&binary).env("KEEPXDP_BIN", shell::root().join("target/release/keepxdp")).arg("checkers"))?;
+    eprintln!("== VRRP failover: keepxdp and keepalived, kill -9 of the Master (netns lab, ~6 min)");
     let runs = std::env::var("KEEPXDP_FAILOVER_RUNS").unwrap_or_else(|_| "10".into());
     shell::run(
         Command::new(&binary)

@@ -18,6 +18,10 @@ use socket2::{Domain, Socket, Type};
 use crate::netns::Netns;
 
 pub struct HttpServer {
+    /// Where it listens, to start it again after `stop`.
+    netns_path: String,
+    addr: SocketAddr,
+    name: String,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -25,9 +29,35 @@ pub struct HttpServer {
 impl HttpServer {
     /// Listens on `addr` inside `netns`, answering with `name`.
     pub fn start(netns: &Netns, addr: SocketAddr, name: &str) -> Result<HttpServer> {
+        let mut server = HttpServer {
+            netns_path: netns.path(),
+            addr,
+            name: name.to_string(),
+            stop: Arc::new(AtomicBool::new(true)),
+            thread: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// Stops it as a crashed or stopped HTTP process would go: when this returns the
+    /// listening socket is closed, so new connections are refused (RST); connections being
+    /// served finish or are dropped within ~200 ms. Idempotent.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The accept loop owns the listener: joining it closes the socket.
+            let _ = thread.join();
+        }
+    }
+
+    /// Listens again on the same address (after `stop`; std's TcpListener sets
+    /// SO_REUSEADDR, so connections left in TIME_WAIT do not block the bind).
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (path, name, flag) = (netns.path(), name.to_string(), stop.clone());
+        let (path, name, flag, addr) = (self.netns_path.clone(), self.name.clone(), stop.clone(), self.addr);
         let thread = thread::spawn(move || {
             let listener = (|| -> Result<TcpListener> {
                 let file = std::fs::File::open(&path)?;
@@ -58,7 +88,9 @@ impl HttpServer {
             }
         });
         ready_rx.recv().context("server thread")??;
-        Ok(HttpServer { stop, thread: Some(thread) })
+        self.stop = stop;
+        self.thread = Some(thread);
+        Ok(())
     }
 }
 
@@ -110,10 +142,7 @@ fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 

@@ -2,7 +2,9 @@
 //! BPF_PROG_TEST_RUN beside a bare XDP_PASS program in the same run. `config`: reading and
 //! validating a 10,000-real-server keepalived.conf, beside `keepalived -t` on the same file.
 //! `lvs`: the XDP balancer's cost per packet beside a bare MAC swap, then its packets/s on one
-//! core over a veth rig beside nftables DNAT (`../lvs_bench.rs`).
+//! core over a veth rig beside nftables DNAT (`../lvs_bench.rs`). `checkers`: `keepxdp run`
+//! health-checking 10,000 loopback real servers: CPU, RSS, verdict → map latency
+//! (`../checker_bench.rs`).
 //! Ratios, not absolute numbers, are what carry from run to run on a shared VM.
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ use vrrp_common::pins::{PROG_VRRP_GUARD, PROG_XDP_PASS};
 
 #[path = "../lvs_bench.rs"]
 mod lvs_bench;
+#[path = "../checker_bench.rs"]
+mod checker_bench;
 
 const RUNS: usize = 5;
 
@@ -25,7 +29,8 @@ fn main() -> Result<()> {
         Some("config") => config(),
         Some("failover") => failover(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10)),
         Some("lvs") => lvs_bench::main(&args[2..]),
-        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT]"),
+        Some("checkers") => checker_bench::main(&args[2..]),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | checkers [SECONDS]"),
     }
 }
 

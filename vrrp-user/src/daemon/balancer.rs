@@ -34,8 +34,8 @@ pub enum LbBackend {
 
 /// From the checkers to the daemon's loop.
 pub enum HealthEvent {
-    /// A real server's health (and misc_dynamic weight).
-    Health { service: String, real: String, up: bool, weight: Option<u32> },
+    /// A real server's health (and misc_dynamic weight); `at`: when the checker decided it.
+    Health { service: String, real: String, up: bool, weight: Option<u32>, at: std::time::Instant },
     /// Time for its notify_up (`up`) / notify_down, because of `checker`: `reason`.
     Notify { service: String, real: String, up: bool, checker: String, reason: String },
 }
@@ -44,7 +44,8 @@ struct ChannelSink(mpsc::UnboundedSender<HealthEvent>);
 
 impl HealthSink for ChannelSink {
     fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
-        let _ = self.0.send(HealthEvent::Health { service: service.into(), real: real.into(), up, weight });
+        let at = std::time::Instant::now();
+        let _ = self.0.send(HealthEvent::Health { service: service.into(), real: real.into(), up, weight, at });
     }
     fn notify(&self, service: &str, real: &str, up: bool, checker: &str, reason: &str) {
         let _ = self.0.send(HealthEvent::Notify {
@@ -100,6 +101,65 @@ pub struct Balancer {
     /// What each checker last found (for status).
     board: CheckerBoard,
     scripts: LvsScripts,
+    /// Verdict → maps written, for the verdicts that changed the forwarding.
+    update_latency: UpdateLatency,
+}
+
+/// A debug measurement for status (`lvs_update_latency_us`, read by `keepxdp-bench
+/// checkers`): how long from a checker's verdict (`HealthSink::set`, in the checker's task)
+/// until the forwarding is written (ring rebuilt, maps updated), including the wait in the
+/// daemon's event queue. Only verdicts that changed something count. Percentiles are over the
+/// last `UpdateLatency::KEPT` of them; `count` and `max` over all since start. `write_*`: the
+/// same verdicts, the forwarding update alone (without the wait in the queue).
+#[derive(Debug, Default)]
+struct UpdateLatency {
+    count: u64,
+    max_us: u64,
+    recent: std::collections::VecDeque<u64>,
+    write_max_us: u64,
+    write_recent: std::collections::VecDeque<u64>,
+}
+
+/// `lvs_update_latency_us` in status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct UpdateLatencySummary {
+    pub count: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub write_p50: u64,
+    pub write_p99: u64,
+    pub write_max: u64,
+}
+
+impl UpdateLatency {
+    const KEPT: usize = 4096;
+
+    fn record(&mut self, took: std::time::Duration, write: std::time::Duration) {
+        let us = |d: std::time::Duration| d.as_micros().min(u64::MAX as u128) as u64;
+        self.count += 1;
+        self.max_us = self.max_us.max(us(took));
+        self.write_max_us = self.write_max_us.max(us(write));
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_front();
+            self.write_recent.pop_front();
+        }
+        self.recent.push_back(us(took));
+        self.write_recent.push_back(us(write));
+    }
+
+    fn summary(&self) -> UpdateLatencySummary {
+        // Nearest rank: the smallest value with at least p% of the samples at or below it.
+        let ranks = |samples: &std::collections::VecDeque<u64>| {
+            let mut sorted: Vec<u64> = samples.iter().copied().collect();
+            sorted.sort_unstable();
+            let rank = |p: f64| sorted.get(((p * sorted.len() as f64).ceil() as usize).max(1) - 1).copied().unwrap_or(0);
+            (rank(0.50), rank(0.99))
+        };
+        let (p50, p99) = ranks(&self.recent);
+        let (write_p50, write_p99) = ranks(&self.write_recent);
+        UpdateLatencySummary { count: self.count, p50, p99, max: self.max_us, write_p50, write_p99, write_max: self.write_max_us }
+    }
 }
 
 impl Balancer {
@@ -119,6 +179,7 @@ impl Balancer {
             health,
             board: CheckerBoard::default(),
             scripts: LvsScripts::default(),
+            update_latency: UpdateLatency::default(),
         };
         Ok((balancer, events))
     }
@@ -148,6 +209,11 @@ impl Balancer {
             }
         }
         views
+    }
+
+    /// Verdict → maps written latency (see `UpdateLatency`).
+    pub fn update_latency(&self) -> UpdateLatencySummary {
+        self.update_latency.summary()
     }
 
     /// Brings the forwarding to `model`'s virtual_servers and restarts the checkers. Checkers
@@ -196,9 +262,14 @@ impl Balancer {
 
     pub fn health(&mut self, event: HealthEvent) {
         match event {
-            HealthEvent::Health { service, real, up, weight } => {
-                match self.forwarding().set_health(&service, &real, up, weight) {
-                    Ok(true) => tracing::debug!(service, real, up, ?weight, "balancer updated"),
+            HealthEvent::Health { service, real, up, weight, at } => {
+                let writing = std::time::Instant::now();
+                let result = self.forwarding().set_health(&service, &real, up, weight);
+                match result {
+                    Ok(true) => {
+                        self.update_latency.record(at.elapsed(), writing.elapsed());
+                        tracing::debug!(service, real, up, ?weight, "balancer updated")
+                    }
                     Ok(false) => {}
                     Err(error) => tracing::error!(service, real, "health update: {error:#}"),
                 }
@@ -291,4 +362,32 @@ fn tunnel_sources(plans: &[ServicePlan]) -> (Option<std::net::Ipv4Addr>, Option<
         }
     }
     (v4, v6)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn update_latency_percentiles_are_nearest_rank_over_the_kept_samples() {
+        let mut latency = UpdateLatency::default();
+        assert_eq!(latency.summary(), UpdateLatencySummary::default());
+        for us in 1..=100 {
+            latency.record(Duration::from_micros(us), Duration::from_micros(us / 2));
+        }
+        assert_eq!(
+            latency.summary(),
+            UpdateLatencySummary { count: 100, p50: 50, p99: 99, max: 100, write_p50: 25, write_p99: 49, write_max: 50 }
+        );
+        for _ in 0..UpdateLatency::KEPT {
+            latency.record(Duration::from_micros(7), Duration::from_micros(3));
+        }
+        let summary = latency.summary();
+        assert_eq!(
+            (summary.count, summary.p50, summary.p99, summary.max, summary.write_p99, summary.write_max),
+            (100 + UpdateLatency::KEPT as u64, 7, 7, 100, 3, 50)
+        );
+    }
 }

@@ -94,6 +94,9 @@ struct Status<'a> {
     vrrp: Vec<InstanceStatus>,
     trackers: Vec<crate::track::TrackerStatus>,
     lvs: Vec<crate::lvs::ServiceView>,
+    /// Checker verdict → balancer maps written, in µs (a debug measurement; see
+    /// `balancer::UpdateLatency`).
+    lvs_update_latency_us: balancer::UpdateLatencySummary,
     reloads: u64,
 }
 
@@ -121,6 +124,7 @@ impl Daemon {
             vrrp: self.vrrp.statuses(),
             trackers: self.vrrp.trackers(),
             lvs: self.balancer.views(),
+            lvs_update_latency_us: self.balancer.update_latency(),
             reloads: self.reloads,
         })?)
     }
