@@ -271,7 +271,7 @@ pub fn cost(repeat: u32) -> Result<()> {
     let changed = tables.views().into_iter().find(|v| v.key.addr == ip("10.9.0.101")).context("service .101")?;
     let changed_backends: Vec<u32> = changed.backends.iter().map(|b| b.index).collect();
     let mut ring = Vec::new();
-    for current in tables.ring(&changed.key).context("ring of .101")? {
+    for current in tables.ring(&changed.key, &dataplane).context("ring of .101")? {
         let at = changed_backends.iter().position(|b| *b == current).context("ring names a foreign backend")?;
         ring.push(ring_slot(current, changed_backends[(at + 1) % changed_backends.len()]));
     }

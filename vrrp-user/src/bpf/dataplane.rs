@@ -92,7 +92,9 @@ pub struct Dataplane {
     guard: Ebpf,
     lvs: Ebpf,
     limits: LvsLimits,
-    lvs_maps: XdpMaps,
+    /// Tests' and benchmarks' handle on the balancer's maps, made on first use (the daemon
+    /// takes its own with `lvs_maps_handle`; a second mmap of the rings would double their RSS).
+    lvs_maps: std::cell::OnceCell<XdpMaps>,
     attachments: Vec<Attachment>,
     pins: Vec<PathBuf>,
     /// `--keep-dataplane`: on drop, leave programs attached and pinned.
@@ -133,13 +135,12 @@ impl Dataplane {
         let mut lvs = loader.load(LVS_EBPF).context("loading the balancer object")?;
         xdp_program(&mut guard, PROG_VRRP_GUARD)?.load().context("verifying vrrp_guard")?;
         xdp_program(&mut lvs, PROG_LVS_BALANCER)?.load().context("verifying lvs_balancer")?;
-        let lvs_maps = XdpMaps::of(&lvs, ring_slots)?;
         let mut pins = Vec::new();
         if let Some(dir) = &options.state_pin_dir {
             pins.extend([MAP_LVS_CONNTRACK, MAP_LVS_NAT].map(|name| dir.join(name)));
         }
         let mut dataplane =
-            Self { guard, lvs, limits, lvs_maps, attachments: Vec::new(), pins, keep: false };
+            Self { guard, lvs, limits, lvs_maps: std::cell::OnceCell::new(), attachments: Vec::new(), pins, keep: false };
         dataplane.chain_balancer()?;
         Ok(dataplane)
     }
@@ -148,12 +149,16 @@ impl Dataplane {
         self.limits
     }
 
-    pub(super) fn lvs_maps(&self) -> &XdpMaps {
-        &self.lvs_maps
+    pub(super) fn lvs_maps(&self) -> Result<&XdpMaps> {
+        if self.lvs_maps.get().is_none() {
+            let _ = self.lvs_maps.set(self.lvs_maps_handle()?);
+        }
+        Ok(self.lvs_maps.get().expect("just set"))
     }
 
-    pub(super) fn lvs_maps_mut(&mut self) -> &mut XdpMaps {
-        &mut self.lvs_maps
+    pub(super) fn lvs_maps_mut(&mut self) -> Result<&mut XdpMaps> {
+        self.lvs_maps()?;
+        Ok(self.lvs_maps.get_mut().expect("just set"))
     }
 
     /// A handle of its own on the balancer's maps, for the controller to keep.

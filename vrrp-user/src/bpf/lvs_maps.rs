@@ -100,24 +100,24 @@ impl LvsMaps for XdpMaps {
 /// Tests and benchmarks write through the `Dataplane` that loaded the maps.
 impl LvsMaps for Dataplane {
     fn put_service(&mut self, slot: u32, service: &Service) -> Result<()> {
-        self.lvs_maps_mut().put_service(slot, service)
+        self.lvs_maps_mut()?.put_service(slot, service)
     }
     fn put_backend(&mut self, index: u32, backend: &Backend) -> Result<()> {
-        self.lvs_maps_mut().put_backend(index, backend)
+        self.lvs_maps_mut()?.put_backend(index, backend)
     }
     fn backend(&self, index: u32) -> Result<Backend> {
-        self.lvs_maps().backend(index)
+        self.lvs_maps()?.backend(index)
     }
     fn put_ring_slot(&mut self, index: u32, value: u32) -> Result<()> {
-        self.lvs_maps_mut().put_ring_slot(index, value)
+        self.lvs_maps_mut()?.put_ring_slot(index, value)
     }
     fn ring_slot(&self, index: u32) -> Result<u32> {
-        self.lvs_maps().ring_slot(index)
+        self.lvs_maps()?.ring_slot(index)
     }
     fn put_vip_state(&mut self, index: u32, master: bool) -> Result<()> {
-        self.lvs_maps_mut().put_vip_state(index, master)
+        self.lvs_maps_mut()?.put_vip_state(index, master)
     }
     fn put_config(&mut self, config: &LvsConfig) -> Result<()> {
-        self.lvs_maps_mut().put_config(config)
+        self.lvs_maps_mut()?.put_config(config)
     }
 }

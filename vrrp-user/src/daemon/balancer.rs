@@ -94,6 +94,13 @@ impl VipHook for VipGate {
 
 pub struct Balancer {
     forwarding: Forwarding,
+    /// Bumped by every change of the forwarding (apply, health, MACs): the status document's
+    /// `lvs` part is serialized again only then, or once a second for the checkers' latencies
+    /// (10,000 real servers every 200 ms was a large share of the daemon's CPU).
+    generation: u64,
+    views_json: std::sync::Mutex<Option<(std::time::Instant, u64, Box<serde_json::value::RawValue>)>>,
+    /// When each unresolved real server was last poked.
+    poked: std::collections::HashMap<IpAddr, std::time::Instant>,
     gate: Arc<VipGate>,
     plans: Vec<ServicePlan>,
     checkers: Vec<JoinHandle<()>>,
@@ -166,13 +173,16 @@ impl Balancer {
     pub fn new(dataplane: &Dataplane, backend: LbBackend) -> Result<(Self, mpsc::UnboundedReceiver<HealthEvent>)> {
         let (health, events) = mpsc::unbounded_channel();
         let forwarding: Box<dyn LvsDataplane> = match backend {
-            LbBackend::Xdp => Box::new(XdpLvs { tables: LvsTables::new(dataplane.limits()), maps: dataplane.lvs_maps_handle()? }),
+            LbBackend::Xdp => Box::new(XdpLvs::new(LvsTables::new(dataplane.limits()), dataplane.lvs_maps_handle()?)),
             LbBackend::Ipvs => Box::new(IpvsLvs::new(IpvsSocket::connect()?)),
         };
         let forwarding = Arc::new(Mutex::new(forwarding));
         let gate = Arc::new(VipGate { forwarding: forwarding.clone(), local: Mutex::new(BTreeSet::new()), frozen: Default::default() });
         let balancer = Self {
             forwarding,
+            generation: 0,
+            views_json: std::sync::Mutex::new(None),
+            poked: Default::default(),
             gate,
             plans: Vec::new(),
             checkers: Vec::new(),
@@ -200,6 +210,20 @@ impl Balancer {
         self.forwarding.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `views()` as JSON, cached (see `generation`).
+    pub fn views_json(&self) -> Result<Box<serde_json::value::RawValue>> {
+        let mut cache = self.views_json.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, generation, json)) = cache.as_ref()
+            && *generation == self.generation
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return Ok(json.clone());
+        }
+        let json = serde_json::value::to_raw_value(&self.views())?;
+        *cache = Some((std::time::Instant::now(), self.generation, json.clone()));
+        Ok(json)
+    }
+
     /// The services, each backend with its checkers' state.
     pub fn views(&self) -> Vec<ServiceView> {
         let mut views = self.forwarding().views();
@@ -219,6 +243,7 @@ impl Balancer {
     /// Brings the forwarding to `model`'s virtual_servers and restarts the checkers. Checkers
     /// start from the configured state (`alpha` down, else up), as keepalived does on reload.
     pub fn apply(&mut self, model: &Config) {
+        self.generation += 1;
         let (plans, warnings) = plan(model);
         for warning in warnings {
             tracing::warn!("{warning}");
@@ -261,6 +286,7 @@ impl Balancer {
     }
 
     pub fn health(&mut self, event: HealthEvent) {
+        self.generation += 1;
         match event {
             HealthEvent::Health { service, real, up, weight, at } => {
                 let writing = std::time::Instant::now();
@@ -318,11 +344,23 @@ impl Balancer {
         };
         for addr in unresolved {
             match neighbours.get(&addr) {
-                Some(neighbour) => match self.forwarding().resolved(addr, *neighbour) {
+                Some(neighbour) => match {
+                    self.generation += 1;
+                    self.poked.remove(&addr);
+                    self.forwarding().resolved(addr, *neighbour)
+                } {
                     Ok(()) => tracing::info!(real = %addr, ifindex = neighbour.ifindex, "real server's MAC resolved"),
                     Err(error) => tracing::warn!(real = %addr, "writing its MAC: {error:#}"),
                 },
-                None => poke(addr),
+                None => {
+                    // At most every 5 s per real server: one that never answers ARP (wrong
+                    // subnet, down) is not flooded.
+                    let due = self.poked.get(&addr).is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(5));
+                    if due {
+                        poke(addr);
+                        self.poked.insert(addr, std::time::Instant::now());
+                    }
+                }
             }
         }
     }

@@ -93,7 +93,7 @@ struct Status<'a> {
     attachments: &'a [Attachment],
     vrrp: Vec<InstanceStatus>,
     trackers: Vec<crate::track::TrackerStatus>,
-    lvs: Vec<crate::lvs::ServiceView>,
+    lvs: Box<serde_json::value::RawValue>,
     /// Checker verdict → balancer maps written, in µs (a debug measurement; see
     /// `balancer::UpdateLatency`).
     lvs_update_latency_us: balancer::UpdateLatencySummary,
@@ -123,7 +123,7 @@ impl Daemon {
             attachments: self.dataplane.attachments(),
             vrrp: self.vrrp.statuses(),
             trackers: self.vrrp.trackers(),
-            lvs: self.balancer.views(),
+            lvs: self.balancer.views_json()?,
             lvs_update_latency_us: self.balancer.update_latency(),
             reloads: self.reloads,
         })?)

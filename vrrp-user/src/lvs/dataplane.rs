@@ -42,23 +42,36 @@ pub trait LvsDataplane: Send {
 pub struct XdpLvs<M> {
     pub tables: LvsTables,
     pub maps: M,
+    /// Backend entries keepxdp has written MACs into (so the once-a-second resolution pass
+    /// reads no map entries: 10,000 real servers would be 10,000 syscalls a second).
+    resolved: std::collections::BTreeSet<u32>,
 }
 
 impl<M: LvsMaps> XdpLvs<M> {
-    fn backend_entries(&self) -> Vec<(u32, IpAddr, Backend)> {
+    pub fn new(tables: LvsTables, maps: M) -> Self {
+        Self { tables, maps, resolved: Default::default() }
+    }
+
+    /// (index, address) of every backend that may need a MAC. Loopback real servers never
+    /// get one (and are no forwarding target): they are left out.
+    fn backends(&self) -> Vec<(u32, IpAddr)> {
         self.tables
             .views()
             .iter()
             .flat_map(|v| v.backends.iter().map(|b| (b.index, b.plan.addr)))
-            .filter_map(|(index, addr)| self.maps.backend(index).ok().map(|entry| (index, addr, entry)))
-            .filter(|(_, _, entry)| entry.family != 0)
+            .filter(|(_, addr)| !addr.is_loopback())
             .collect()
     }
 }
 
 impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
     fn apply(&mut self, plans: &[ServicePlan]) -> Vec<String> {
-        self.tables.apply(plans, &mut self.maps)
+        let errors = self.tables.apply(plans, &mut self.maps);
+        // New backends (and indexes given to other real servers) need their MAC again; a
+        // rewritten entry of the same real server keeps the MAC it had.
+        let live: std::collections::BTreeSet<u32> = self.backends().into_iter().map(|(index, _)| index).collect();
+        self.resolved.retain(|index| live.contains(index));
+        errors
     }
 
     fn set_health(&mut self, service: &str, real: &str, up: bool, weight: Option<u32>) -> Result<bool> {
@@ -86,23 +99,25 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
     }
 
     fn unresolved(&self) -> Vec<IpAddr> {
-        let mut addrs: Vec<IpAddr> = self
-            .backend_entries()
-            .into_iter()
-            .filter(|(_, _, entry)| entry.flags & BACKEND_RESOLVED == 0)
-            .map(|(_, addr, _)| addr)
-            .collect();
-        addrs.dedup();
-        addrs
+        let addrs: std::collections::BTreeSet<IpAddr> =
+            self.backends().into_iter().filter(|(index, _)| !self.resolved.contains(index)).map(|(_, addr)| addr).collect();
+        addrs.into_iter().collect()
     }
 
     fn resolved(&mut self, addr: IpAddr, neighbour: Neighbour) -> Result<()> {
-        for (index, _, mut entry) in self.backend_entries().into_iter().filter(|(_, a, e)| *a == addr && e.flags & BACKEND_RESOLVED == 0) {
+        let pending: Vec<u32> =
+            self.backends().into_iter().filter(|(index, a)| *a == addr && !self.resolved.contains(index)).map(|(i, _)| i).collect();
+        for index in pending {
+            let mut entry: Backend = self.maps.backend(index)?;
+            if entry.family == 0 {
+                continue;
+            }
             entry.mac = neighbour.mac;
             entry.src_mac = neighbour.our_mac;
             entry.ifindex = neighbour.ifindex;
             entry.flags |= BACKEND_RESOLVED;
             self.maps.put_backend(index, &entry)?;
+            self.resolved.insert(index);
         }
         Ok(())
     }

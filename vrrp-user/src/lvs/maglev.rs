@@ -44,11 +44,10 @@ pub fn populate(backends: &[MaglevBackend], size: u32) -> Vec<u32> {
     if max_weight == 0 || size < 2 {
         return ring;
     }
-    let walks: Vec<(u64, u64)> = backends
-        .iter()
-        .map(|b| (mix(b.id) % size, mix(b.id ^ 0x5bd1_e995) % (size - 1) + 1))
-        .collect();
-    let mut next = vec![0u64; backends.len()];
+    // Each backend's walk: slot j of its permutation is (offset + j * skip) mod size,
+    // advanced by one addition (no division in the loop).
+    let skips: Vec<u64> = backends.iter().map(|b| mix(b.id ^ 0x5bd1_e995) % (size - 1) + 1).collect();
+    let mut position: Vec<u64> = backends.iter().map(|b| mix(b.id) % size).collect();
     let mut credit = vec![0u64; backends.len()];
     let mut filled = 0u64;
     while filled < size {
@@ -56,10 +55,12 @@ pub fn populate(backends: &[MaglevBackend], size: u32) -> Vec<u32> {
             credit[i] += backend.weight as u64;
             while credit[i] >= max_weight && filled < size {
                 credit[i] -= max_weight;
-                let (offset, skip) = walks[i];
                 loop {
-                    let slot = ((offset + next[i] * skip) % size) as usize;
-                    next[i] += 1;
+                    let slot = position[i] as usize;
+                    position[i] += skips[i];
+                    if position[i] >= size {
+                        position[i] -= size;
+                    }
                     if ring[slot] == EMPTY {
                         ring[slot] = i as u32;
                         filled += 1;

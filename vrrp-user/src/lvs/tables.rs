@@ -81,8 +81,9 @@ struct Installed {
     vip_index: u32,
     backends: Vec<InstalledBackend>,
     sorry: Option<u32>,
-    /// The ring as written: `ring_slot(current, previous)` values.
-    ring: Vec<u32>,
+    /// The ring has been written once (later rebuilds diff against what the map holds; no
+    /// copy is kept: 100 services of 65537 slots would be 26 MB).
+    ring_written: bool,
     /// keepalived's `quorum_state_up` (see `quorum`).
     quorum_up: bool,
 }
@@ -229,9 +230,11 @@ impl LvsTables {
         });
     }
 
-    /// The backend index currently at `slot` of a service's ring (tests, diagnostics).
-    pub fn ring(&self, key: &ServiceKey) -> Option<Vec<u32>> {
-        self.services.get(key).map(|s| s.ring.iter().map(|v| ring_current(*v)).collect())
+    /// The backend index at each slot of a service's ring, as the maps hold it.
+    pub fn ring(&self, key: &ServiceKey, maps: &impl LvsMaps) -> Option<Vec<u32>> {
+        let installed = self.services.get(key)?;
+        let base = installed.index * self.limits.maglev_size;
+        (0..self.limits.maglev_size).map(|offset| maps.ring_slot(base + offset).ok().map(ring_current)).collect()
     }
 
     fn allocate_slot(&self, key: &ServiceKey) -> Result<u32> {
@@ -338,14 +341,11 @@ impl LvsTables {
             .collect();
         let new = maglev::populate(&maglev_members, self.limits.maglev_size);
         let base = installed.index * self.limits.maglev_size;
-        let fresh = installed.ring.is_empty();
-        if fresh {
-            installed.ring = vec![ring_slot(NO_BACKEND, NO_BACKEND); new.len()];
-        }
+        let fresh = !installed.ring_written;
         let mut changed = 0;
         for (offset, member) in new.iter().enumerate() {
             let backend = if *member == maglev::EMPTY { NO_BACKEND } else { members[*member as usize].index };
-            let old = installed.ring[offset];
+            let old = if fresh { 0 } else { maps.ring_slot(base + offset as u32)? };
             let value = if fresh {
                 ring_slot(backend, backend)
             } else if ring_current(old) == backend {
@@ -354,9 +354,9 @@ impl LvsTables {
                 ring_slot(backend, ring_current(old))
             };
             maps.put_ring_slot(base + offset as u32, value)?;
-            installed.ring[offset] = value;
             changed += 1;
         }
+        installed.ring_written = true;
         Ok(changed)
     }
 
@@ -414,7 +414,7 @@ impl LvsTables {
             backends.push(backend);
         }
         let sorry = self.install_sorry(plan, index, maps)?;
-        let mut installed = Installed { plan: plan.clone(), slot, index, vip_index, backends, sorry, ring: Vec::new(), quorum_up: false };
+        let mut installed = Installed { plan: plan.clone(), slot, index, vip_index, backends, sorry, ring_written: false, quorum_up: false };
         self.evaluate_quorum(&mut installed, true, false);
         self.rebuild_ring(&mut installed, maps)?;
         maps.put_service(slot, &self.service_entry(&installed))?;
