@@ -159,6 +159,12 @@ fn lab_http_get_takes_a_stopped_real_server_out_of_the_ring_within_the_retry_bou
         let other = status_backend(&keepxdp, real)?;
         ensure!(other["up"] == true && other["checkers"][0]["flips"] == 0, "{other}");
     }
+    // `keepxdp lvs` shows the same beside the forwarding counters.
+    let table = lvs_table(&keepxdp, &lab.lb)?;
+    ensure!(
+        table.lines().any(|l| l.contains("HTTP_GET") && l.contains(": down") && l.contains("flips 1") && l.contains("refused")),
+        "keepxdp lvs should show rs2's checker down:\n{table}"
+    );
 
     // 200 requests after that point: none fails, none reaches rs2.
     let during = requests(&lab.client, 200, 21000).map_err(|e| anyhow::anyhow!("{e:#}\n{}", context(&keepxdp, &lab.lb)))?;

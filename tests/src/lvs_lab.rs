@@ -37,7 +37,10 @@ pub fn requests(client: &Netns, count: u16, first_port: u16) -> Result<BTreeMap<
 
 /// `keepxdp lvs` (the table), run in `lb`.
 pub fn lvs_table(keepxdp: &Keepxdp, lb: &Netns) -> Result<String> {
-    lb.run(keepxdp.binary.to_str().unwrap(), &["lvs", "--pin-dir", keepxdp.pin_dir.to_str().unwrap()])
+    lb.run(
+        keepxdp.binary.to_str().unwrap(),
+        &["lvs", "--pin-dir", keepxdp.pin_dir.to_str().unwrap(), "--control-socket", keepxdp.control_socket.to_str().unwrap()],
+    )
 }
 
 /// `keepxdp lvs --json`, parsed.

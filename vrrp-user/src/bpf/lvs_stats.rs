@@ -61,6 +61,47 @@ pub struct BackendRow {
     pub connections: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// Its health checkers, from the running keepxdp's status (empty when it has none or
+    /// cannot be asked).
+    pub checkers: Vec<serde_json::Value>,
+}
+
+/// Adds each backend's checkers from a running keepxdp's status document (`keepxdp status
+/// --json`): the pins hold forwarding state, the daemon holds checker state.
+pub fn add_checkers(table: &mut LvsTable, status: &serde_json::Value) {
+    let Some(views) = status["lvs"].as_array() else { return };
+    for view in views {
+        let (Some(addr), Some(port)) = (view["key"]["addr"].as_str(), view["key"]["port"].as_u64()) else { continue };
+        let Ok(addr) = addr.parse::<IpAddr>() else { continue };
+        let protocol = view["key"]["protocol"].as_str().unwrap_or_default();
+        let service_at = SocketAddr::new(addr, port as u16);
+        for row in table.services.iter_mut().filter(|r| r.address == service_at && r.protocol == protocol) {
+            for backend in view["backends"].as_array().into_iter().flatten() {
+                let (Some(addr), Some(port)) = (backend["plan"]["addr"].as_str(), backend["plan"]["port"].as_u64()) else { continue };
+                let Ok(addr) = addr.parse::<IpAddr>() else { continue };
+                let at = SocketAddr::new(addr, port as u16);
+                if let Some(target) = row.backends.iter_mut().find(|b| b.address == at) {
+                    target.checkers = backend["checkers"].as_array().cloned().unwrap_or_default();
+                }
+            }
+        }
+    }
+}
+
+fn checker_line(checker: &serde_json::Value) -> String {
+    let mut line = format!(
+        "{}: {}",
+        checker["name"].as_str().unwrap_or("checker"),
+        if checker["up"] == true { "up" } else { "down" }
+    );
+    if let Some(latency) = checker["latency_ms"].as_f64() {
+        line.push_str(&format!(", {latency:.1} ms"));
+    }
+    line.push_str(&format!(", flips {}", checker["flips"].as_u64().unwrap_or(0)));
+    if let Some(error) = checker["last_error"].as_str() {
+        line.push_str(&format!(", last error: {error}"));
+    }
+    line
 }
 
 fn open(dir: &Path, name: &str) -> Result<MapData> {
@@ -110,7 +151,8 @@ pub fn read_lvs(dir: &Path) -> Result<LvsTable> {
             *holders.entry(ring_current(slot)).or_default() += 1;
         }
         let mut backend_rows = Vec::new();
-        for (index, backend) in all_backends.iter().filter(|(i, b)| b.service == service.index && (b.flags & BACKEND_ALIVE != 0 || *i == service.sorry_backend)) {
+        // Every real server of the service, up or down (removed ones have empty entries).
+        for (index, backend) in all_backends.iter().filter(|(_, b)| b.service == service.index) {
             let stats = backend_stats.get(index, 0)?;
             backend_rows.push(BackendRow {
                 index: *index,
@@ -122,6 +164,7 @@ pub fn read_lvs(dir: &Path) -> Result<LvsTable> {
                 connections: stats.iter().map(|s| s.new_flows).sum(),
                 packets: stats.iter().map(|s| s.packets).sum(),
                 bytes: stats.iter().map(|s| s.bytes).sum(),
+                checkers: Vec::new(),
             });
         }
         let stats = service_stats.get(&service.index, 0)?;
@@ -190,6 +233,9 @@ pub fn format_lvs(table: &LvsTable) -> String {
                 backend.ring_slots,
                 if backend.alive { "yes" } else { "no" }
             );
+            for checker in &backend.checkers {
+                let _ = writeln!(out, "       {}", checker_line(checker));
+            }
         }
         let d = &service.drops;
         if d.no_backend + d.unresolved + d.not_master + d.encap_failed + d.sorry > 0 {

@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use super::outcome::Outcome;
-use crate::track::script::{Ended, run_command};
+use crate::track::script::{Ended, RunAs, run_command_as};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MiscProbe {
@@ -12,11 +12,13 @@ pub struct MiscProbe {
     pub timeout: Duration,
     /// `misc_dynamic`.
     pub dynamic: bool,
+    /// `user USER [GROUP]`: the command runs as this user instead of keepxdp's.
+    pub run_as: Option<RunAs>,
 }
 
 impl MiscProbe {
     pub async fn run(&self) -> Outcome {
-        match run_command(&self.argv, self.timeout).await {
+        match run_command_as(&self.argv, self.timeout, self.run_as).await {
             Ended::Exited(code) => Outcome::from_misc_exit(code, self.dynamic),
             Ended::Failed(reason) => Outcome::down(reason),
             Ended::TimedOut => Outcome::down(format!("{} timed out after {:?}", self.argv.join(" "), self.timeout)),
@@ -34,6 +36,7 @@ mod tests {
             argv: argv(command),
             timeout: Duration::from_secs(5),
             dynamic,
+            run_as: None,
         }
     }
 
@@ -49,6 +52,16 @@ mod tests {
             misc("/bin/sh -c 'exit 7'", true).run().await,
             Outcome::UpWithWeight { weight: 5 }
         );
+    }
+
+    #[tokio::test]
+    async fn with_user_the_command_runs_as_that_user() {
+        // `nobody` exists on Debian; the check passes only when the command's uid is its uid.
+        let run_as = RunAs::resolve("nobody").expect("user nobody");
+        let mut probe = misc(&format!("/bin/sh -c 'test $(id -u) = {}'", run_as.uid), false);
+        probe.run_as = Some(run_as);
+        assert_eq!(probe.run().await, Outcome::Up);
+        assert!(RunAs::resolve("no-such-user-kx").unwrap_err().contains("does not exist"));
     }
 
     #[tokio::test]

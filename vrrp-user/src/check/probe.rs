@@ -157,10 +157,15 @@ impl Probe {
                 let timeout = c
                     .misc_timeout
                     .map_or(timing.delay_loop, |s| Duration::from_secs(s.into()));
+                let run_as = match &c.user {
+                    Some(user) => Some(script::RunAs::resolve(user).map_err(|e| format!("{name}: {e}"))?),
+                    None => None,
+                };
                 ProbeKind::Misc(MiscProbe {
                     argv,
                     timeout,
                     dynamic: c.misc_dynamic,
+                    run_as,
                 })
             }
             Checker::DnsCheck(c) => {

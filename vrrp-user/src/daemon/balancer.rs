@@ -94,11 +94,10 @@ impl VipHook for VipGate {
 
 pub struct Balancer {
     forwarding: Forwarding,
-    /// Bumped by every change of the forwarding (apply, health, MACs): the status document's
-    /// `lvs` part is serialized again only then, or once a second for the checkers' latencies
-    /// (10,000 real servers every 200 ms was a large share of the daemon's CPU).
+    /// Bumped by every change of the forwarding (apply, health, MACs), recorded with the
+    /// cached status document.
     generation: u64,
-    views_json: std::sync::Mutex<Option<(std::time::Instant, u64, Box<serde_json::value::RawValue>)>>,
+    views_json: std::sync::Mutex<Option<(std::time::Instant, u64, Arc<serde_json::value::RawValue>)>>,
     /// When each unresolved real server was last poked.
     poked: std::collections::HashMap<IpAddr, std::time::Instant>,
     gate: Arc<VipGate>,
@@ -211,15 +210,17 @@ impl Balancer {
     }
 
     /// `views()` as JSON, cached (see `generation`).
-    pub fn views_json(&self) -> Result<Box<serde_json::value::RawValue>> {
+    pub fn views_json(&self) -> Result<Arc<serde_json::value::RawValue>> {
         let mut cache = self.views_json.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, generation, json)) = cache.as_ref()
-            && *generation == self.generation
+        // At most once a second (10,000 real servers take ~20 ms to serialize; a flapping pool
+        // would otherwise stall the event loop at every refresh): the status's `lvs` part is
+        // up to a second old.
+        if let Some((at, _, json)) = cache.as_ref()
             && at.elapsed() < std::time::Duration::from_secs(1)
         {
             return Ok(json.clone());
         }
-        let json = serde_json::value::to_raw_value(&self.views())?;
+        let json: Arc<serde_json::value::RawValue> = serde_json::value::to_raw_value(&self.views())?.into();
         *cache = Some((std::time::Instant::now(), self.generation, json.clone()));
         Ok(json)
     }

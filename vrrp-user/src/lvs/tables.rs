@@ -476,10 +476,8 @@ impl LvsTables {
         let changed = self.rebuild_ring(&mut installed, maps)?;
         // Removed real servers: dead only now that the ring no longer names them.
         for gone in old.values() {
-            let mut dead = gone.clone();
-            dead.up = false;
-            dead.plan.inhibit_on_failure = false;
-            Self::write_backend(maps, installed.index, &dead)?;
+            // An empty entry: not alive (its flows move), and gone from `keepxdp lvs`.
+            maps.put_backend(gone.index, &Backend::default())?;
             self.used_backends.remove(&gone.index);
         }
         maps.put_service(installed.slot, &self.service_entry(&installed))?;
@@ -499,10 +497,7 @@ impl LvsTables {
         let Some(installed) = self.services.remove(key) else { return Ok(()) };
         maps.put_service(installed.slot, &Service::default())?;
         for backend in &installed.backends {
-            let mut dead = backend.clone();
-            dead.up = false;
-            dead.plan.inhibit_on_failure = false;
-            Self::write_backend(maps, installed.index, &dead)?;
+            maps.put_backend(backend.index, &Backend::default())?;
             self.used_backends.remove(&backend.index);
         }
         if let Some(sorry) = installed.sorry {

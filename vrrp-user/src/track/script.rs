@@ -87,16 +87,47 @@ pub enum Ended {
     TimedOut,
 }
 
+/// Who a script runs as (`user USER [GROUP]`): numeric ids resolved when the config is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// `USER [GROUP]` as keepalived writes it; the group defaults to the user's own.
+    pub fn resolve(spec: &str) -> Result<RunAs, String> {
+        let mut words = spec.split_whitespace();
+        let user_name = words.next().ok_or("user: no user name")?;
+        let user = nix::unistd::User::from_name(user_name)
+            .map_err(|e| format!("user {user_name}: {e}"))?
+            .ok_or_else(|| format!("user {user_name} does not exist"))?;
+        let gid = match words.next() {
+            Some(group_name) => nix::unistd::Group::from_name(group_name)
+                .map_err(|e| format!("group {group_name}: {e}"))?
+                .ok_or_else(|| format!("group {group_name} does not exist"))?
+                .gid
+                .as_raw(),
+            None => user.gid.as_raw(),
+        };
+        Ok(RunAs { uid: user.uid.as_raw(), gid })
+    }
+}
+
 /// Runs a command (output discarded), killing it after `timeout`.
 pub async fn run_command(argv: &[String], timeout: Duration) -> Ended {
+    run_command_as(argv, timeout, None).await
+}
+
+/// `run_command` as another user (setgid, then setuid, in the child).
+pub async fn run_command_as(argv: &[String], timeout: Duration, run_as: Option<RunAs>) -> Ended {
     let Some((program, args)) = argv.split_first() else { return Ended::Failed("empty command".into()) };
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn();
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    if let Some(run_as) = run_as {
+        command.uid(run_as.uid).gid(run_as.gid);
+    }
+    let child = command.spawn();
     let mut child = match child {
         Ok(child) => child,
         Err(error) => return Ended::Failed(format!("cannot run {program}: {error}")),
