@@ -13,7 +13,7 @@ use vrrp_common::lvs::{BACKEND_RESOLVED, Backend, IPPROTO_IPIP, IPPROTO_IPV6, IP
 use crate::{
     csum,
     maps::CONFIG,
-    parse::{ETH_HDR_LEN, IPV4_HDR_LEN, IPV6_HDR_LEN, Packet, ptr_at},
+    parse::{ETH_HDR_LEN, IPV4_HDR_LEN, IPV6_HDR_LEN, Layout, ptr_at},
 };
 
 const AF_INET: u8 = 2;
@@ -92,8 +92,8 @@ pub fn direct_route(ctx: &XdpContext, backend: &Backend) -> u32 {
 /// Offset of the L4 checksum, or None when the protocol has none to fix (SCTP's CRC covers
 /// no pseudo-header; the controller does not allow NAT for it) or IPv4 UDP sent none.
 #[inline(always)]
-fn l4_checksum_offset(ctx: &XdpContext, packet: &Packet) -> Option<usize> {
-    match packet.flow.proto {
+fn l4_checksum_offset(ctx: &XdpContext, packet: Layout) -> Option<usize> {
+    match packet.proto {
         IPPROTO_TCP => Some(packet.l4 + 16),
         IPPROTO_UDP => {
             let at = packet.l4 + 6;
@@ -109,7 +109,7 @@ fn l4_checksum_offset(ctx: &XdpContext, packet: &Packet) -> Option<usize> {
 #[inline(always)]
 fn rewrite_endpoint(
     ctx: &XdpContext,
-    packet: &Packet,
+    packet: Layout,
     addr_at: usize,
     port_at: usize,
     addr: &[u8; 16],
@@ -145,7 +145,7 @@ fn rewrite_endpoint(
     }
     if let Some(at) = checksum_at {
         // UDP: a computed 0 is sent as all ones (RFC 768).
-        if packet.flow.proto == IPPROTO_UDP && l4_check == 0 {
+        if packet.proto == IPPROTO_UDP && l4_check == 0 {
             l4_check = 0xffff;
         }
         let Some(check) = ptr_at::<[u8; 2]>(ctx, at) else { return false };
@@ -167,7 +167,7 @@ fn src_addr_offset(ipv6: bool) -> usize {
 /// NAT, request direction: destination becomes the real server's address and port.
 // A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
 #[inline(never)]
-pub fn nat_forward(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Option<u32> {
+pub fn nat_forward(ctx: &XdpContext, packet: Layout, backend: &Backend) -> Option<u32> {
     if !rewrite_endpoint(ctx, packet, dst_addr_offset(packet.ipv6), packet.l4 + 2, &backend.addr, backend.port) {
         return None;
     }
@@ -181,7 +181,7 @@ pub fn nat_forward(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Opti
 /// the client's came.
 // A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
 #[inline(never)]
-pub fn nat_reverse(ctx: &XdpContext, packet: &Packet, entry: &NatReverse) -> Option<u32> {
+pub fn nat_reverse(ctx: &XdpContext, packet: Layout, entry: &NatReverse) -> Option<u32> {
     if !rewrite_endpoint(ctx, packet, src_addr_offset(packet.ipv6), packet.l4, &entry.vip, entry.vip_port) {
         return None;
     }
@@ -207,7 +207,7 @@ pub fn client_side(ctx: &XdpContext) -> Option<([u8; 6], [u8; 6])> {
 /// IPv4, IPv6-in-IPv6 for IPv6), from the configured tunnel source address.
 // A BPF subprogram: off the fast path, and its stack frame apart from the caller's.
 #[inline(never)]
-pub fn tunnel(ctx: &XdpContext, packet: &Packet, backend: &Backend) -> Option<u32> {
+pub fn tunnel(ctx: &XdpContext, packet: Layout, backend: &Backend) -> Option<u32> {
     let config = CONFIG.get(0)?;
     if packet.ipv6 {
         let inner = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, ETH_HDR_LEN)?;

@@ -23,7 +23,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use vrrp_common::lvs::{
-    BACKEND_RESOLVED, FWD_DR, FWD_MASK, FWD_NAT, FWD_TUN, LvsReason, NO_BACKEND, NatReverse, VIP_MASTER,
+    BACKEND_RESOLVED, FWD_DR, FWD_MASK, FWD_NAT, FWD_TUN, FlowKey, LvsReason, NO_BACKEND, NatReverse, VIP_MASTER,
 };
 
 use crate::{
@@ -55,7 +55,17 @@ pub fn lvs_balancer(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 pub fn balance(ctx: &XdpContext) -> u32 {
-    let packet = match parse(ctx) {
+    match parse::ip_version(ctx) {
+        Some(false) => balance_ip::<false>(ctx),
+        Some(true) => balance_ip::<true>(ctx),
+        None => XDP_PASS,
+    }
+}
+
+/// The pipeline for one IP version (see `parse::parse`).
+#[inline(always)]
+fn balance_ip<const V6: bool>(ctx: &XdpContext) -> u32 {
+    let packet = match parse::<V6>(ctx) {
         Parsed::Packet(packet) => packet,
         Parsed::Other => return XDP_PASS,
         Parsed::Pass(reason) => {
@@ -99,11 +109,11 @@ pub fn balance(ctx: &XdpContext) -> u32 {
         Some(forward::direct_route(ctx, backend))
     } else if kind == FWD_NAT {
         if choice.new_flow || sorry {
-            remember_client(ctx, &packet, backend, service.index, choice.backend);
+            remember_client(ctx, packet.flow, backend, service.index, choice.backend);
         }
-        forward::nat_forward(ctx, &packet, backend)
+        forward::nat_forward(ctx, packet.layout(), backend)
     } else if kind == FWD_TUN {
-        forward::tunnel(ctx, &packet, backend)
+        forward::tunnel(ctx, packet.layout(), backend)
     } else {
         None
     };
@@ -122,13 +132,13 @@ pub fn balance(ctx: &XdpContext) -> u32 {
 
 /// NAT: the reply entry for a new connection (written before the frame is rewritten).
 #[inline(never)]
-fn remember_client(ctx: &XdpContext, packet: &Packet, backend: &vrrp_common::lvs::Backend, service: u32, index: u32) {
+fn remember_client(ctx: &XdpContext, flow: FlowKey, backend: &vrrp_common::lvs::Backend, service: u32, index: u32) {
     let Some((client_mac, our_mac)) = forward::client_side(ctx) else { return };
-    let key = nat_reply_key(&packet.flow, &backend.addr, backend.port);
+    let key = nat_reply_key(&flow, &backend.addr, backend.port);
     let entry = NatReverse {
-        vip: vip_bytes(&packet.flow.dst),
-        vip_port: packet.flow.dst_port,
-        family: packet.flow.family,
+        vip: vip_bytes(&flow.dst),
+        vip_port: flow.dst_port,
+        family: flow.family,
         _pad: 0,
         ifindex: ctx.ingress_ifindex() as u32,
         last_seen: 0,
@@ -158,10 +168,11 @@ fn reply_or_pass(ctx: &XdpContext, packet: &Packet) -> u32 {
         Some(config) if config.nat_services != 0 => {}
         _ => return XDP_PASS,
     }
-    let Some(entry) = (unsafe { NAT.get(&packet.flow) }) else { return XDP_PASS };
+    let key = packet.flow;
+    let Some(entry) = (unsafe { NAT.get(&key) }) else { return XDP_PASS };
     let entry = *entry;
     count(LvsReason::NatReverse);
-    forward::nat_reverse(ctx, packet, &entry).unwrap_or(XDP_DROP)
+    forward::nat_reverse(ctx, packet.layout(), &entry).unwrap_or(XDP_DROP)
 }
 
 #[cfg(not(test))]

@@ -28,6 +28,22 @@ pub struct Packet {
     pub frame_len: u32,
 }
 
+/// Where a packet's headers are, for the rewriting subprograms: passed by value so the parsed
+/// `Packet` never has its address taken and can stay in registers on the fast path.
+#[derive(Clone, Copy)]
+pub struct Layout {
+    pub ipv6: bool,
+    pub proto: u8,
+    pub l4: usize,
+}
+
+impl Packet {
+    #[inline(always)]
+    pub fn layout(&self) -> Layout {
+        Layout { ipv6: self.ipv6, proto: self.flow.proto, l4: self.l4 }
+    }
+}
+
 pub enum Parsed {
     Packet(Packet),
     /// Not for the balancer (ARP, ICMP, other protocols): to the stack, uncounted.
@@ -73,18 +89,33 @@ const ETHERTYPE_IPV6_WIRE: u16 = u16::from_ne_bytes(ETHERTYPE_IPV6);
 /// IPv4 flags + fragment offset, without DF: MF set or a non-zero offset means a fragment.
 const IPV4_FRAGMENT_BITS: u16 = u16::from_ne_bytes([0x3f, 0xff]);
 
+/// The frame's IP version: `Some(false)` IPv4, `Some(true)` IPv6, None anything else.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Parsed {
+pub fn ip_version(ctx: &XdpContext) -> Option<bool> {
     let data = ctx.data();
-    let end = ctx.data_end();
-    if data + ETH_HDR_LEN > end {
-        return Parsed::Other;
+    if data + ETH_HDR_LEN > ctx.data_end() {
+        return None;
     }
     let ethertype: u16 = unsafe { load(data, 12) };
+    if ethertype == ETHERTYPE_IPV4_WIRE {
+        Some(false)
+    } else if ethertype == ETHERTYPE_IPV6_WIRE {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Parses a frame `ip_version` said is IPv6 (`V6`) or IPv4. The caller instantiates the
+/// whole pipeline per family, so the IPv4 one never touches the address words it lacks.
+#[inline(always)]
+pub fn parse<const V6: bool>(ctx: &XdpContext) -> Parsed {
+    let data = ctx.data();
+    let end = ctx.data_end();
     let mut flow = FlowKey::default();
     let ipv6;
     let l4;
-    if ethertype == ETHERTYPE_IPV4_WIRE {
+    if !V6 {
         if data + L4_V4 > end {
             return Parsed::Pass(LvsReason::Truncated);
         }
@@ -106,7 +137,7 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
         flow.family = FAMILY_IPV4;
         ipv6 = false;
         l4 = L4_V4;
-    } else if ethertype == ETHERTYPE_IPV6_WIRE {
+    } else {
         if data + L4_V6 > end {
             return Parsed::Pass(LvsReason::Truncated);
         }
@@ -120,8 +151,6 @@ pub fn parse(ctx: &XdpContext) -> Parsed {
         flow.family = FAMILY_IPV6;
         ipv6 = true;
         l4 = L4_V6;
-    } else {
-        return Parsed::Other;
     }
     let mut tcp_flags = 0;
     if flow.proto == IPPROTO_TCP {
