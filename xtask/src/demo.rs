@@ -99,6 +99,24 @@ fn lab() -> Result<()> {
     peer_keepalived.stop(Duration::from_secs(5))?;
     keepxdp.stop()?;
     println!("keepxdp stopped on SIGTERM: guard detached, pins removed; namespaces deleted");
+    drop((peer_keepalived, node, peer));
+    balancer_demo()
+}
+
+/// The balancer part: the tests' DR lab (it attaches lab XDP programs with the balancer
+/// object, so it is a binary of the tests crate, not part of xtask).
+fn balancer_demo() -> Result<()> {
+    pause(Duration::from_millis(10))?;
+    shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp-tests", "--bin", "keepxdp-lvs-demo"]))?;
+    let status = std::process::Command::new(shell::root().join("target/release/keepxdp-lvs-demo"))
+        .env("KEEPXDP_BIN", shell::root().join("target/release/keepxdp"))
+        .status()?;
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted: tearing the lab down");
+    }
+    if !status.success() {
+        bail!("the balancer demo failed ({status})");
+    }
     Ok(())
 }
 
