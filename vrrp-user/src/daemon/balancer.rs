@@ -100,6 +100,8 @@ pub struct Balancer {
     views_json: std::sync::Mutex<Option<(std::time::Instant, u64, Arc<serde_json::value::RawValue>)>>,
     /// When each unresolved real server was last poked.
     poked: std::collections::HashMap<IpAddr, std::time::Instant>,
+    /// When resolved real servers' MACs were last compared with the neighbour table.
+    checked_neighbours: std::time::Instant,
     gate: Arc<VipGate>,
     plans: Vec<ServicePlan>,
     checkers: Vec<JoinHandle<()>>,
@@ -182,6 +184,7 @@ impl Balancer {
             generation: 0,
             views_json: std::sync::Mutex::new(None),
             poked: Default::default(),
+            checked_neighbours: std::time::Instant::now(),
             gate,
             plans: Vec::new(),
             checkers: Vec::new(),
@@ -332,8 +335,11 @@ impl Balancer {
     /// kernel resolve the neighbour (until then their packets go to the stack, counted
     /// `unresolved`; the XDP program's own FIB lookup also fills them in where forwarding is on).
     pub async fn resolve_backends(&mut self, netlink: &crate::net::Netlink) {
-        let unresolved = self.forwarding().unresolved();
-        if unresolved.is_empty() {
+        let mut unresolved = self.forwarding().unresolved();
+        // Every 10 s the resolved ones too: a real server's address may have moved to
+        // another host (its MAC changed); DR would keep sending to the old MAC.
+        let recheck = self.checked_neighbours.elapsed() >= std::time::Duration::from_secs(10);
+        if unresolved.is_empty() && !recheck {
             return;
         }
         let neighbours = match netlink.neighbours().await {
@@ -343,6 +349,13 @@ impl Balancer {
                 Default::default()
             }
         };
+        if recheck {
+            self.checked_neighbours = std::time::Instant::now();
+            for addr in self.forwarding().changed_neighbours(&neighbours) {
+                tracing::info!(real = %addr, "real server's MAC changed in the neighbour table");
+                unresolved.push(addr);
+            }
+        }
         for addr in unresolved {
             match neighbours.get(&addr) {
                 Some(neighbour) => match {

@@ -32,6 +32,11 @@ pub trait LvsDataplane: Send {
     fn unresolved(&self) -> Vec<IpAddr> {
         Vec::new()
     }
+    /// Real servers whose MAC (or egress) in the kernel's neighbour table is no longer the one
+    /// written to the data plane (XDP only): a real server's address moved to another host.
+    fn changed_neighbours(&self, _neighbours: &std::collections::BTreeMap<IpAddr, Neighbour>) -> Vec<IpAddr> {
+        Vec::new()
+    }
     /// The kernel's neighbour entry for a real server (XDP only).
     fn resolved(&mut self, _addr: IpAddr, _neighbour: Neighbour) -> Result<()> {
         Ok(())
@@ -42,9 +47,10 @@ pub trait LvsDataplane: Send {
 pub struct XdpLvs<M> {
     pub tables: LvsTables,
     pub maps: M,
-    /// Backend entries keepxdp has written MACs into (so the once-a-second resolution pass
-    /// reads no map entries: 10,000 real servers would be 10,000 syscalls a second).
-    resolved: std::collections::BTreeSet<u32>,
+    /// Backend entries keepxdp has written MACs into, with the neighbour written (so the
+    /// once-a-second resolution pass reads no map entries: 10,000 real servers would be
+    /// 10,000 syscalls a second, and a changed neighbour is noticed).
+    resolved: std::collections::BTreeMap<u32, Neighbour>,
 }
 
 impl<M: LvsMaps> XdpLvs<M> {
@@ -70,7 +76,7 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
         // New backends (and indexes given to other real servers) need their MAC again; a
         // rewritten entry of the same real server keeps the MAC it had.
         let live: std::collections::BTreeSet<u32> = self.backends().into_iter().map(|(index, _)| index).collect();
-        self.resolved.retain(|index| live.contains(index));
+        self.resolved.retain(|index, _| live.contains(index));
         errors
     }
 
@@ -100,13 +106,30 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
 
     fn unresolved(&self) -> Vec<IpAddr> {
         let addrs: std::collections::BTreeSet<IpAddr> =
-            self.backends().into_iter().filter(|(index, _)| !self.resolved.contains(index)).map(|(_, addr)| addr).collect();
+            self.backends().into_iter().filter(|(index, _)| !self.resolved.contains_key(index)).map(|(_, addr)| addr).collect();
         addrs.into_iter().collect()
     }
 
+    fn changed_neighbours(&self, neighbours: &std::collections::BTreeMap<IpAddr, Neighbour>) -> Vec<IpAddr> {
+        let changed: std::collections::BTreeSet<IpAddr> = self
+            .backends()
+            .into_iter()
+            .filter_map(|(index, addr)| {
+                let written = self.resolved.get(&index)?;
+                let now = neighbours.get(&addr)?;
+                (now != written).then_some(addr)
+            })
+            .collect();
+        changed.into_iter().collect()
+    }
+
     fn resolved(&mut self, addr: IpAddr, neighbour: Neighbour) -> Result<()> {
-        let pending: Vec<u32> =
-            self.backends().into_iter().filter(|(index, a)| *a == addr && !self.resolved.contains(index)).map(|(i, _)| i).collect();
+        let pending: Vec<u32> = self
+            .backends()
+            .into_iter()
+            .filter(|(index, a)| *a == addr && self.resolved.get(index) != Some(&neighbour))
+            .map(|(i, _)| i)
+            .collect();
         for index in pending {
             let mut entry: Backend = self.maps.backend(index)?;
             if entry.family == 0 {
@@ -117,7 +140,7 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
             entry.ifindex = neighbour.ifindex;
             entry.flags |= BACKEND_RESOLVED;
             self.maps.put_backend(index, &entry)?;
-            self.resolved.insert(index);
+            self.resolved.insert(index, neighbour);
         }
         Ok(())
     }

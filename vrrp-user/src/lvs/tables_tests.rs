@@ -19,7 +19,7 @@ use crate::{
 };
 
 #[derive(Default)]
-struct FakeMaps {
+pub(super) struct FakeMaps {
     services: BTreeMap<u32, Service>,
     backends: BTreeMap<u32, Backend>,
     ring: BTreeMap<u32, u32>,
@@ -288,4 +288,25 @@ fn a_service_starting_short_of_quorum_with_a_sorry_server_starts_down_and_reload
     assert_ne!(after, before);
     assert_eq!(maps.backends[&after].addr[3], 8);
     assert_eq!(maps.backends[&before].flags & BACKEND_ALIVE, 0, "the old sorry server is dead");
+}
+
+#[test]
+fn a_real_server_whose_mac_changes_in_the_neighbour_table_gets_the_new_mac() {
+    use crate::{lvs::dataplane::{LvsDataplane, XdpLvs}, net::Neighbour};
+    let mut xdp = XdpLvs::new(LvsTables::new(limits()), FakeMaps::default());
+    assert!(xdp.apply(&[service(LbKind::Dr, vec![backend(1, 1)])]).is_empty());
+    let addr = "10.0.1.1".parse().unwrap();
+    assert_eq!(xdp.unresolved(), vec![addr]);
+    let old = Neighbour { mac: [2, 0, 0, 0, 0, 1], ifindex: 2, our_mac: [2, 0, 0, 0, 0, 9] };
+    xdp.resolved(addr, old).unwrap();
+    assert!(xdp.unresolved().is_empty());
+    let mut table = BTreeMap::from([(addr, old)]);
+    assert!(xdp.changed_neighbours(&table).is_empty(), "same neighbour: nothing to do");
+    let moved = Neighbour { mac: [2, 0, 0, 0, 0, 7], ..old };
+    table.insert(addr, moved);
+    assert_eq!(xdp.changed_neighbours(&table), vec![addr]);
+    xdp.resolved(addr, moved).unwrap();
+    let entry = xdp.maps.backends.values().next().unwrap();
+    assert_eq!(entry.mac, [2, 0, 0, 0, 0, 7]);
+    assert_ne!(entry.flags & BACKEND_RESOLVED, 0);
 }
