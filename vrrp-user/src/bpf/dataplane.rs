@@ -365,6 +365,19 @@ impl Dataplane {
     }
 }
 
+/// One BPF_PROG_TEST_RUN of `program` on `frame`, with 256 bytes of room to grow.
+fn test_run(program: &mut Xdp, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+    use aya::programs::{TestRun, TestRunOptions};
+    let mut out = vec![0u8; frame.len() + 256];
+    let result = program.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..TestRunOptions::default()
+    })?;
+    out.truncate(result.data_size_out as usize);
+    Ok((result.return_value, out))
+}
+
 /// BPF_OBJ_GET + BPF_LINK_DETACH on a pinned link: takes the program off its hook at once.
 fn detach_pinned_link(pin: &Path) {
     use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
@@ -425,30 +438,12 @@ impl Dataplane {
 
     /// Runs the guard once on `frame` (BPF_PROG_TEST_RUN): the verdict and the frame after.
     pub fn run_guard(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        use aya::programs::{TestRun, TestRunOptions};
-        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::default()
-        })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        test_run(xdp_program(&mut self.guard, PROG_VRRP_GUARD)?, frame)
     }
 
     /// Runs the balancer alone once on `frame` (BPF_PROG_TEST_RUN): the verdict and the frame
     /// after (TUN output is longer than the input: the buffer has room for the outer header).
     pub fn run_balancer(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        use aya::programs::{TestRun, TestRunOptions};
-        let program = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..TestRunOptions::default()
-        })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        test_run(xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?, frame)
     }
 }

@@ -421,12 +421,7 @@ pub(crate) mod tests {
                TCP_CHECK {\n connect_port 9000\n alpha\n delay_before_retry 2\n }\n\
                MISC_CHECK {\n misc_path \"/bin/sh -c 'exit 0'\"\n misc_dynamic\n }\n }\n}\n",
         );
-        let (server, real) = (&servers[0], &servers[0].real_servers[0]);
-        let probes: Vec<Probe> = real
-            .checkers
-            .iter()
-            .map(|c| Probe::from_config(server, real, c, false).unwrap())
-            .collect();
+        let probes = first_real_servers_probes(&servers);
 
         let http = &probes[0];
         assert_eq!(
@@ -483,12 +478,7 @@ pub(crate) mod tests {
                UDP_CHECK {\n connect_port 5000\n payload 0a bc\n require_reply 0x ff\n min_reply_length 2\n }\n\
                PING_CHECK {\n bindto 10.0.0.1\n }\n }\n}\n",
         );
-        let (server, real) = (&servers[0], &servers[0].real_servers[0]);
-        let probes: Vec<Probe> = real
-            .checkers
-            .iter()
-            .map(|c| Probe::from_config(server, real, c, false).unwrap())
-            .collect();
+        let probes = first_real_servers_probes(&servers);
 
         let dns = &probes[0];
         assert_eq!(dns.timing.retry, 3, "DNS_CHECK retries 3 times");
@@ -586,5 +576,11 @@ pub(crate) mod tests {
         };
         let stream = connect(&connection).await.unwrap();
         assert_eq!(stream.local_addr().unwrap().port(), bind_port);
+    }
+
+    /// Every checker of the first real server of the first virtual server, resolved.
+    fn first_real_servers_probes(servers: &[VirtualServer]) -> Vec<Probe> {
+        let (server, real) = (&servers[0], &servers[0].real_servers[0]);
+        real.checkers.iter().map(|c| Probe::from_config(server, real, c, false).unwrap()).collect()
     }
 }
