@@ -61,12 +61,7 @@ impl<M: LvsMaps> XdpLvs<M> {
     /// (index, address) of every backend that may need a MAC. Loopback real servers never
     /// get one (and are no forwarding target): they are left out.
     fn backends(&self) -> Vec<(u32, IpAddr)> {
-        self.tables
-            .views()
-            .iter()
-            .flat_map(|v| v.backends.iter().map(|b| (b.index, b.plan.addr)))
-            .filter(|(_, addr)| !addr.is_loopback())
-            .collect()
+        self.tables.backend_addrs().filter(|(_, addr)| !addr.is_loopback()).collect()
     }
 }
 

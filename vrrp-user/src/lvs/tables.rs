@@ -230,6 +230,11 @@ impl LvsTables {
         });
     }
 
+    /// (index, address) of every real server of every service (no view is built).
+    pub fn backend_addrs(&self) -> impl Iterator<Item = (u32, IpAddr)> + '_ {
+        self.services.values().flat_map(|s| s.backends.iter().map(|b| (b.index, b.plan.addr)))
+    }
+
     /// The backend index at each slot of a service's ring, as the maps hold it.
     pub fn ring(&self, key: &ServiceKey, maps: &impl LvsMaps) -> Option<Vec<u32>> {
         let installed = self.services.get(key)?;
