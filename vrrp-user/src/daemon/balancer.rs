@@ -203,6 +203,14 @@ impl Balancer {
         self.gate.frozen.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Addresses already on this node's interfaces at startup: a VRRP-owned VIP among them is
+    /// forwarded from the first map write on (a keepxdp that crashed as Master left it there,
+    /// and its data plane was forwarding it: the stack must not get its flows, it would reset
+    /// them). The instance keeps or releases it (see `vrrp::instance`), and the hook follows.
+    pub fn adopt_local_addresses(&self, present: impl IntoIterator<Item = IpAddr>) {
+        self.gate.local.lock().unwrap_or_else(|e| e.into_inner()).extend(present);
+    }
+
     /// What the VRRP instances' netlink reports VIP changes to.
     pub fn vip_hook(&self) -> Arc<dyn VipHook> {
         self.gate.clone()

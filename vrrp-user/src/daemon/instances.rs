@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::{
     config::Config,
-    net::{Netlink, Removed, watch_removals},
+    net::{NetEvent, Netlink, Removed, watch_removals},
     track::{self, Effective, Trackers},
     config::model::Notify,
     vrrp::{
@@ -116,8 +116,9 @@ pub fn specs(model: &Config) -> Vec<InstanceSpec> {
 }
 
 impl InstanceSet {
-    /// `vip_hook` hears of every virtual address the instances add or remove.
-    pub fn new(vip_hook: Option<Arc<dyn crate::net::VipHook>>) -> Result<InstanceSet> {
+    /// `vip_hook` hears of every virtual address the instances add or remove; `net_events`:
+    /// the daemon's subscription to the kernel's link, address and route events.
+    pub fn new(vip_hook: Option<Arc<dyn crate::net::VipHook>>, net_events: &broadcast::Sender<NetEvent>) -> Result<InstanceSet> {
         let sync = Arc::new(Mutex::new(SyncDirectory::default()));
         let (sync_events, events) = mpsc::unbounded_channel();
         tokio::spawn(coordinate(sync.clone(), events));
@@ -125,7 +126,7 @@ impl InstanceSet {
             sync,
             sync_events,
             netlink: Netlink::connect()?.with_vip_hook(vip_hook),
-            removals: watch_removals()?,
+            removals: watch_removals(net_events),
             running: BTreeMap::new(),
             trackers: None,
             trackers_from: String::new(),

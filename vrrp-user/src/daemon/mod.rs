@@ -109,6 +109,8 @@ struct Daemon {
     vrrp: InstanceSet,
     statics: statics::Statics,
     netlink: crate::net::Netlink,
+    /// The kernel's link, address and route events (one subscription for the whole daemon).
+    net_events: tokio::sync::broadcast::Sender<crate::net::NetEvent>,
     balancer: balancer::Balancer,
     reloads: u64,
 }
@@ -184,12 +186,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
     })?;
     let (balancer, mut health_events) = balancer::Balancer::new(&dataplane, options.lb_backend)?;
     let vip_hook = balancer.vip_hook();
+    let net_events = crate::net::watch_events()?;
     let mut daemon = Daemon {
         dataplane,
         balancer,
         guarded: Vec::new(),
         entries: GuardEntries::default(),
-        vrrp: InstanceSet::new(Some(vip_hook))?,
+        vrrp: InstanceSet::new(Some(vip_hook), &net_events)?,
+        net_events,
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
@@ -201,6 +205,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     // The balancer's maps are complete (real servers' MACs included, or a restart over a kept
     // data plane would hand established flows to the stack, which resets them) before the
     // guard starts handing it frames.
+    match daemon.netlink.local_addresses().await {
+        Ok(present) => daemon.balancer.adopt_local_addresses(present.into_iter().map(|(_, address)| address)),
+        Err(error) => tracing::warn!("reading the interfaces' addresses: {error:#}"),
+    }
     daemon.balancer.apply(&model);
     daemon.balancer.resolve_backends(&daemon.netlink).await;
     daemon.apply_guard(guarded(&model))?;

@@ -13,6 +13,8 @@ use crate::config::model::VirtualAddress;
 pub trait AddressTable: Send + Sync {
     fn add(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<()>> + Send;
     fn remove(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<()>> + Send;
+    /// Is the address on the interface now? (A keepxdp that crashed left its VIPs there.)
+    fn present(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Told when a virtual address becomes local (before it is added) and stops being local
@@ -42,6 +44,21 @@ impl Netlink {
     pub fn with_vip_hook(mut self, hook: Option<Arc<dyn VipHook>>) -> Netlink {
         self.vip_hook = hook;
         self
+    }
+
+    /// Every address of every interface: (ifindex, address).
+    pub async fn local_addresses(&self) -> Result<Vec<(u32, IpAddr)>> {
+        use futures_util::TryStreamExt;
+        let mut found = Vec::new();
+        let mut messages = self.handle.address().get().execute();
+        while let Some(message) = messages.try_next().await.context("dumping addresses")? {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(ip) = attribute {
+                    found.push((message.header.index, *ip));
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn message(ifindex: u32, address: &VirtualAddress) -> AddressMessage {
@@ -108,12 +125,18 @@ impl AddressTable for Netlink {
         }
         result
     }
+
+    async fn present(&self, ifindex: u32, address: &VirtualAddress) -> Result<bool> {
+        Ok(self.local_addresses().await?.contains(&(ifindex, address.address)))
+    }
 }
 
 /// A fake that records calls, for tests of the logic that drives the table.
 #[derive(Clone, Default)]
 pub struct RecordingTable {
     pub calls: Arc<Mutex<Vec<String>>>,
+    /// What `present` answers yes to: "ifindex address".
+    pub present: Arc<Mutex<Vec<String>>>,
 }
 
 impl AddressTable for RecordingTable {
@@ -125,5 +148,9 @@ impl AddressTable for RecordingTable {
     async fn remove(&self, ifindex: u32, address: &VirtualAddress) -> Result<()> {
         self.calls.lock().unwrap().push(format!("remove {ifindex} {}/{}", address.address, address.prefix_len));
         Ok(())
+    }
+
+    async fn present(&self, ifindex: u32, address: &VirtualAddress) -> Result<bool> {
+        Ok(self.present.lock().unwrap().contains(&format!("{ifindex} {}", address.address)))
     }
 }

@@ -1,5 +1,5 @@
 //! The kernel's addresses, through rtnetlink: the one seam through which keepxdp adds and
-//! removes virtual addresses. Gratuitous ARP / unsolicited NA frames are built by
+//! removes virtual addresses, and what the kernel announces about links, addresses and routes. Gratuitous ARP / unsolicited NA frames are built by
 //! `vrrp::wire` and sent by the instance runtime.
 mod addresses;
 mod neighbours;
@@ -11,4 +11,4 @@ mod watch;
 pub use addresses::{AddressTable, Netlink, RecordingTable, VipHook};
 pub use routes::RouteTable;
 pub use neighbours::Neighbour;
-pub use watch::{Removed, watch_removals};
+pub use watch::{NetEvent, Removed, watch_events, watch_removals};

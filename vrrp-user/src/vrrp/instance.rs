@@ -97,6 +97,10 @@ struct Runtime<'a, T: AddressTable + RouteTable + LinkTable> {
     /// The next garp_master_refresh.
     refresh_at: Option<Instant>,
     sync_events: mpsc::UnboundedSender<(String, MemberEvent)>,
+    /// Addresses found on the interface at startup while Backup (a crashed keepxdp's):
+    /// released when an advert from another router arrives or the instance leaves Backup for
+    /// anything but Master; owned (cleared from here) when it becomes Master.
+    inherited: Vec<VirtualAddress>,
 }
 
 /// The instance's line to its sync group's coordinator (instances outside any group have
@@ -169,6 +173,7 @@ pub async fn run<T: AddressTable + RouteTable + LinkTable>(
         garp_again_at: None,
         refresh_at: None,
         sync_events,
+        inherited: Vec::new(),
     };
     let start = Instant::now();
     let mut machine = Machine::new();
@@ -183,10 +188,22 @@ pub async fn run<T: AddressTable + RouteTable + LinkTable>(
     }
     machine = runtime.step(&machine, Event::Startup, start.elapsed()).await;
     if machine.state == State::Backup {
-        // A Backup holds none of the addresses: clear what a crashed run may have left.
+        // Addresses a crashed keepxdp left behind: its data plane is still forwarding them
+        // (it outlives the process), and this node was their Master a moment ago. They stay
+        // until another router is heard (it has them, or will) or this one becomes Master
+        // again, so a restart of a lone Master loses no connection (see `Runtime::inherited`).
         for address in &spec.addresses {
             let (_, index, _) = runtime.placement(address);
-            let _ = table.remove(index, address).await;
+            if table.present(index, address).await.unwrap_or(false) {
+                runtime.inherited.push(address.clone());
+            }
+        }
+        if !runtime.inherited.is_empty() {
+            tracing::info!(
+                instance = spec.name,
+                addresses = runtime.inherited.len(),
+                "virtual addresses left by a previous run kept while Backup, until another router is heard or this one is Master"
+            );
         }
     }
     status.send_replace(runtime.status.clone());
@@ -306,6 +323,13 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
         for action in actions {
             self.execute(action).await;
         }
+        if !self.inherited.is_empty() {
+            if next.state == State::Master {
+                self.inherited.clear();
+            } else if matches!(event, Event::Advert(_)) || next.state != State::Backup {
+                self.release_inherited().await;
+            }
+        }
         self.status.state = next.state;
         self.status.master = next.master_address;
         let remaining = |deadline: Option<Duration>| deadline.map(|at| at.saturating_sub(now).as_millis() as u64);
@@ -349,6 +373,17 @@ impl<T: AddressTable + RouteTable + LinkTable> Runtime<'_, T> {
                 let commands = notify::commands(&self.spec.notify, "INSTANCE", &self.spec.name, to, self.params.priority);
                 notify::spawn_all(commands, &self.spec.name);
                 self.tell_group(MemberEvent::Transition { from, to });
+            }
+        }
+    }
+
+    /// The addresses a previous run left: another router is alive (or this instance stops).
+    async fn release_inherited(&mut self) {
+        for address in std::mem::take(&mut self.inherited) {
+            let (_, index, _) = self.placement(&address);
+            tracing::info!(instance = self.spec.name, address = %address.address, "releasing a virtual address a previous run left");
+            if let Err(error) = self.table.remove(index, &address).await {
+                tracing::error!(instance = self.spec.name, %error, "removing a virtual address failed");
             }
         }
     }
