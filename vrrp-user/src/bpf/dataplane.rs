@@ -2,14 +2,15 @@
 //! interfaces, pinned under the pin directory.
 use std::{
     fs,
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, ProgramArray},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::Xdp,
 };
 use serde::Serialize;
 use vrrp_common::{
@@ -22,7 +23,12 @@ use vrrp_common::{
     },
 };
 
-use super::{GuardMaps, LVS_EBPF, VRRP_EBPF, XdpMaps};
+use super::{GuardMaps, LVS_EBPF, VRRP_EBPF, XdpMaps, links};
+
+/// Pins of the guard's links: `link_vrrp_guard_<interface>`.
+const LINK_PIN_PREFIX: &str = "link_vrrp_guard_";
+/// Where pins wait for `commit_pins`.
+const STAGING_DIR: &str = "staging";
 
 /// Sizes of the balancer's maps, fixed when the object is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,8 +90,14 @@ pub struct Attachment {
     pub interface: String,
     pub ifindex: u32,
     pub mode: AttachMode,
+    /// Taken over from a previous keepxdp (its pinned link, updated in place).
+    pub adopted: bool,
+    /// The bpf_link, pinned at `pin` from the moment it exists: the data plane outlives the
+    /// process (a crash, a panic, kill -9 leave it forwarding; the next keepxdp adopts it).
     #[serde(skip)]
-    link: XdpLinkId,
+    link: OwnedFd,
+    #[serde(skip)]
+    pin: PathBuf,
 }
 
 pub struct Dataplane {
@@ -96,9 +108,9 @@ pub struct Dataplane {
     /// takes its own with `lvs_maps_handle`; a second mmap of the rings would double their RSS).
     lvs_maps: std::cell::OnceCell<XdpMaps>,
     attachments: Vec<Attachment>,
+    /// Maps and programs pinned by this process (`(staged, final)` until `commit_pins`).
     pins: Vec<PathBuf>,
-    /// `--keep-dataplane`: on drop, leave programs attached and pinned.
-    keep: bool,
+    staged: Vec<(PathBuf, PathBuf)>,
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
@@ -140,7 +152,7 @@ impl Dataplane {
             pins.extend([MAP_LVS_CONNTRACK, MAP_LVS_NAT].map(|name| dir.join(name)));
         }
         let mut dataplane =
-            Self { guard, lvs, limits, lvs_maps: std::cell::OnceCell::new(), attachments: Vec::new(), pins, keep: false };
+            Self { guard, lvs, limits, lvs_maps: std::cell::OnceCell::new(), attachments: Vec::new(), pins, staged: Vec::new() };
         dataplane.chain_balancer()?;
         Ok(dataplane)
     }
@@ -194,131 +206,200 @@ impl Dataplane {
         &self.attachments
     }
 
-    /// Where `--keep-dataplane` pins the guard's link on `interface`.
+    /// Where the guard's link on `interface` is pinned.
     pub fn link_pin(dir: &Path, interface: &str) -> PathBuf {
-        dir.join(format!("link_vrrp_guard_{interface}"))
+        dir.join(format!("{LINK_PIN_PREFIX}{interface}"))
     }
 
-    /// `--keep-dataplane` on stop: the attachments' links are pinned under `dir` so the
-    /// guard keeps running after keepxdp exits; maps and programs stay pinned too. The next
-    /// keepxdp replaces them.
-    pub fn keep_attached(&mut self, dir: &Path) -> Result<()> {
-        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
-        for attachment in std::mem::take(&mut self.attachments) {
-            let link = program.take_link(attachment.link)?;
-            let link = aya::programs::links::FdLink::try_from(link).context("the guard's attachment is not a bpf_link")?;
-            let path = Self::link_pin(dir, &attachment.interface);
-            link.pin(&path).with_context(|| format!("pinning {}", path.display()))?;
-            tracing::info!(interface = attachment.interface, pin = %path.display(), "guard left attached (--keep-dataplane)");
-        }
-        self.keep = true;
-        Ok(())
-    }
-
-    /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
-    /// A guard a previous keepxdp left attached (`--keep-dataplane`) is replaced.
-    pub fn attach_in(&mut self, interface: &str, pin_dir: &Path) -> Result<&Attachment> {
-        let kept = Self::link_pin(pin_dir, interface);
-        if kept.exists() {
-            match self.replace_kept(interface, &kept) {
-                Ok(()) => return Ok(self.attachments.last().unwrap()),
-                Err(error) => tracing::warn!(interface, "cannot replace the kept guard atomically ({error:#}); detaching it first"),
+    /// Attaches the guard to `interface`, its link pinned under `pin_dir` at once. A link a
+    /// previous keepxdp left there (it crashed, or stopped with `--keep-dataplane`) is adopted:
+    /// our program swapped into it in one step (BPF_LINK_UPDATE), so no frame meets the
+    /// interface without XDP and the pin never goes away. Native mode, or generic with a log
+    /// line saying so.
+    pub fn attach(&mut self, interface: &str, pin_dir: &Path) -> Result<&Attachment> {
+        let ifindex = nix::net::if_::if_nametoindex(interface)
+            .with_context(|| format!("interface {interface} does not exist"))?;
+        let pin = Self::link_pin(pin_dir, interface);
+        if pin.exists() {
+            match self.adopt(interface, ifindex, &pin) {
+                Ok(attachment) => {
+                    tracing::info!(interface, ifindex, mode = ?attachment.mode, "VRRP guard replaced in place (kept link adopted)");
+                    self.attachments.push(attachment);
+                    return Ok(self.attachments.last().unwrap());
+                }
+                Err(error) => {
+                    tracing::warn!(interface, pin = %pin.display(), "not adopting the link a previous keepxdp left: {error:#}");
+                    release_pinned_link(&pin);
+                }
             }
-            tracing::info!(interface, "replacing the guard a previous keepxdp left attached");
-            // Detach now: dropping the last reference releases the link only later (deferred
-            // in the kernel), and attaching meanwhile fails with EEXIST.
-            detach_pinned_link(&kept);
-            let _ = fs::remove_file(&kept);
         }
-        self.attach(interface)
-    }
-
-    /// A guard a previous keepxdp left attached (`--keep-dataplane`): swap our program into
-    /// its link in one step (BPF_LINK_UPDATE), so no frame meets an interface without XDP.
-    fn replace_kept(&mut self, interface: &str, kept: &Path) -> Result<()> {
-        use aya::programs::{links::PinnedLink, xdp::XdpLink};
-        let ifindex = nix::net::if_::if_nametoindex(interface)
-            .with_context(|| format!("interface {interface} does not exist"))?;
-        let pinned = PinnedLink::from_pin(kept).with_context(|| format!("opening {}", kept.display()))?;
-        let fd_link = pinned.unpin().with_context(|| format!("unpinning {}", kept.display()))?;
-        let link = XdpLink::try_from(fd_link).context("the kept link is not an XDP link")?;
-        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
-        let link = program.attach_to_link(link).context("BPF_LINK_UPDATE")?;
-        tracing::info!(interface, ifindex, "VRRP guard replaced in place (kept link adopted)");
-        self.attachments.push(Attachment { interface: interface.to_string(), ifindex, mode: AttachMode::Native, link });
-        Ok(())
-    }
-
-    /// Attaches the guard to `interface`: native mode, or generic with a log line saying so.
-    pub fn attach(&mut self, interface: &str) -> Result<&Attachment> {
-        let ifindex = nix::net::if_::if_nametoindex(interface)
-            .with_context(|| format!("interface {interface} does not exist"))?;
-        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
-        let (link, mode) = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?.fd()?.as_fd().try_clone_to_owned()?;
+        let (link, mode) = match links::create_xdp(program.as_fd(), ifindex, AttachMode::Native) {
             Ok(link) => (link, AttachMode::Native),
+            Err(native_error) if native_error.raw_os_error() == Some(libc::EEXIST) || native_error.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(anyhow!(
+                    "attaching vrrp_guard to {interface}: another XDP program is attached there ({native_error}); \
+                     is another keepxdp running with a different --pin-dir?"
+                ));
+            }
             Err(native_error) => {
                 tracing::warn!(
                     interface,
                     error = %native_error,
                     "native XDP is not available on this interface; attaching the VRRP guard in generic (skb) mode"
                 );
-                let link = program
-                    .attach_to_if_index(ifindex, XdpMode::Skb)
+                let link = links::create_xdp(program.as_fd(), ifindex, AttachMode::Generic)
                     .with_context(|| format!("attaching vrrp_guard to {interface}"))?;
                 (link, AttachMode::Generic)
             }
         };
-        tracing::info!(interface, ifindex, ?mode, "VRRP guard attached");
-        self.attachments.push(Attachment { interface: interface.to_string(), ifindex, mode, link });
+        if let Err(error) = links::pin(link.as_fd(), &pin) {
+            let _ = links::detach(link.as_fd());
+            return Err(anyhow!("pinning the guard's link at {}: {error}", pin.display()));
+        }
+        tracing::info!(interface, ifindex, ?mode, pin = %pin.display(), "VRRP guard attached");
+        self.attachments.push(Attachment { interface: interface.to_string(), ifindex, mode, adopted: false, link, pin });
         Ok(self.attachments.last().unwrap())
     }
 
-    pub fn detach_all(&mut self) {
-        let attachments = std::mem::take(&mut self.attachments);
-        let Ok(program) = xdp_program(&mut self.guard, PROG_VRRP_GUARD) else { return };
-        for attachment in attachments {
-            match program.detach(attachment.link) {
-                Ok(()) => tracing::info!(interface = attachment.interface, "VRRP guard detached"),
-                Err(error) => tracing::warn!(interface = attachment.interface, %error, "detaching the VRRP guard"),
+    /// Takes over the link pinned at `pin` if it is an XDP link still on `ifindex`.
+    fn adopt(&mut self, interface: &str, ifindex: u32, pin: &Path) -> Result<Attachment> {
+        let link = links::open_pinned(pin).with_context(|| format!("opening {}", pin.display()))?;
+        let info = links::xdp_info(link.as_fd()).context("reading the link")?;
+        if info.ifindex != ifindex {
+            bail!("it is attached to ifindex {} (0: that interface was deleted), {interface} is {ifindex} now", info.ifindex);
+        }
+        let program = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?.fd()?.as_fd().try_clone_to_owned()?;
+        links::update(link.as_fd(), program.as_fd()).context("BPF_LINK_UPDATE")?;
+        let mode = match crate::net::xdp_attach_mode(ifindex) {
+            Some(crate::net::XdpAttachMode::Generic) => AttachMode::Generic,
+            _ => AttachMode::Native,
+        };
+        Ok(Attachment { interface: interface.to_string(), ifindex, mode, adopted: true, link, pin: pin.to_path_buf() })
+    }
+
+    /// Guard links a previous keepxdp pinned in `dir` on interfaces this one does not use:
+    /// detached (they would keep running the old program and its maps).
+    pub fn release_unused_links(&mut self, dir: &Path) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(interface) = name.strip_prefix(LINK_PIN_PREFIX) else { continue };
+            if self.attachments.iter().any(|a| a.pin == entry.path()) {
+                continue;
             }
+            tracing::info!(interface, "detaching the guard a previous keepxdp left on an interface this configuration does not use");
+            release_pinned_link(&entry.path());
         }
     }
 
-    /// Pins maps (under their names) and programs (`prog_*`) in `dir`. Pins left by a
-    /// process that did not exit cleanly are replaced, with a log line.
-    pub fn pin(&mut self, dir: &Path) -> Result<()> {
-        let mut pin_one = |path: PathBuf, pin: &mut dyn FnMut(&Path) -> Result<()>| -> Result<()> {
-            if path.exists() {
-                tracing::warn!(path = %path.display(), "replacing a stale pin");
-                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            }
-            pin(&path).with_context(|| format!("pinning {}", path.display()))?;
-            self.pins.push(path);
+    /// Detaches the guard from one interface (no instance uses it any more, or it was deleted).
+    pub fn detach(&mut self, interface: &str) {
+        let Some(index) = self.attachments.iter().position(|a| a.interface == interface) else { return };
+        let attachment = self.attachments.remove(index);
+        attachment.release();
+    }
+
+    /// A clean stop: every link detached and unpinned.
+    pub fn detach_all(&mut self) {
+        for attachment in std::mem::take(&mut self.attachments) {
+            attachment.release();
+        }
+    }
+
+    /// Pins maps (under their names) and programs (`prog_*`) in `dir`, first in
+    /// `dir/staging/`; `commit_pins` renames them over the final names. A
+    /// previous keepxdp's pins stay in force until then: its prog array (`lvs_progs`) is
+    /// cleared by the kernel the moment its last pin goes, so replacing the pins before the
+    /// guard links run our program would let its guard pass every frame to the stack.
+    pub fn stage_pins(&mut self, dir: &Path) -> Result<()> {
+        // bpffs refuses names with a dot: a directory of its own holds the staged pins.
+        let staging = dir.join(STAGING_DIR);
+        fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        let mut staged = Vec::new();
+        let mut stage = |path: PathBuf, pin: &mut dyn FnMut(&Path) -> Result<()>| -> Result<()> {
+            let temporary = staging.join(path.file_name().expect("a pin has a name"));
+            // Left by a keepxdp that died between staging and committing.
+            let _ = fs::remove_file(&temporary);
+            pin(&temporary).with_context(|| format!("pinning {}", temporary.display()))?;
+            staged.push((temporary, path));
             Ok(())
         };
         for name in [MAP_VRIDS, MAP_PEERS, MAP_GUARD_STATS, MAP_LVS_PROGS] {
             let map = self.guard.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
-            pin_one(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
+            stage(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
         }
         for name in LVS_PINNED_MAPS {
             let map = self.lvs.map(name).ok_or_else(|| anyhow!("no map {name}"))?;
-            pin_one(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
+            stage(dir.join(name), &mut |p| Ok(map.pin(p)?))?;
         }
         let guard = xdp_program(&mut self.guard, PROG_VRRP_GUARD)?;
-        pin_one(dir.join(PIN_PROG_VRRP_GUARD), &mut |p| Ok(guard.pin(p)?))?;
+        stage(dir.join(PIN_PROG_VRRP_GUARD), &mut |p| Ok(guard.pin(p)?))?;
         let balancer = xdp_program(&mut self.lvs, PROG_LVS_BALANCER)?;
-        pin_one(dir.join(PIN_PROG_LVS_BALANCER), &mut |p| Ok(balancer.pin(p)?))?;
+        stage(dir.join(PIN_PROG_LVS_BALANCER), &mut |p| Ok(balancer.pin(p)?))?;
+        self.staged = staged;
         Ok(())
+    }
+
+    /// The staged pins take the final names (a rename replaces a previous keepxdp's pin in
+    /// one step).
+    pub fn commit_pins(&mut self) -> Result<()> {
+        let mut staging = None;
+        for (temporary, path) in std::mem::take(&mut self.staged) {
+            fs::rename(&temporary, &path).with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))?;
+            staging = temporary.parent().map(Path::to_path_buf);
+            self.pins.push(path);
+        }
+        if let Some(staging) = staging {
+            let _ = fs::remove_dir(staging);
+        }
+        Ok(())
+    }
+
+    /// Stages and commits at once (nothing attached yet to keep running meanwhile).
+    pub fn pin(&mut self, dir: &Path) -> Result<()> {
+        self.stage_pins(dir)?;
+        self.commit_pins()
     }
 
     /// Removes every pin this process made.
     pub fn unpin(&mut self) {
+        for (path, _) in std::mem::take(&mut self.staged) {
+            let _ = fs::remove_file(&path);
+            if let Some(staging) = path.parent() {
+                let _ = fs::remove_dir(staging);
+            }
+        }
         for path in std::mem::take(&mut self.pins) {
             if let Err(error) = fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), %error, "cannot remove pin");
             }
         }
     }
+}
+
+impl Attachment {
+    /// Unpins and detaches the link.
+    fn release(self) {
+        let _ = fs::remove_file(&self.pin);
+        match links::detach(self.link.as_fd()) {
+            Ok(()) => tracing::info!(interface = self.interface, "VRRP guard detached"),
+            // A link whose interface was deleted is defunct already.
+            Err(error) if error.raw_os_error() == Some(libc::ENOLINK) => {}
+            Err(error) => tracing::warn!(interface = self.interface, %error, "detaching the VRRP guard"),
+        }
+    }
+}
+
+/// Detaches and unpins a link a previous keepxdp pinned.
+fn release_pinned_link(pin: &Path) {
+    if let Ok(link) = links::open_pinned(pin)
+        && let Err(error) = links::detach(link.as_fd())
+        && error.raw_os_error() != Some(libc::ENOLINK)
+    {
+        tracing::warn!(pin = %pin.display(), %error, "detaching a previous guard link");
+    }
+    let _ = fs::remove_file(pin);
 }
 
 impl GuardMaps for Dataplane {
@@ -351,20 +432,6 @@ impl GuardMaps for Dataplane {
     }
 }
 
-impl Dataplane {
-    /// Detaches the guard from one interface (no instance uses it any more).
-    pub fn detach(&mut self, interface: &str) {
-        let Some(index) = self.attachments.iter().position(|a| a.interface == interface) else { return };
-        let attachment = self.attachments.remove(index);
-        if let Ok(program) = xdp_program(&mut self.guard, PROG_VRRP_GUARD) {
-            match program.detach(attachment.link) {
-                Ok(()) => tracing::info!(interface, "VRRP guard detached"),
-                Err(error) => tracing::warn!(interface, %error, "detaching the VRRP guard"),
-            }
-        }
-    }
-}
-
 /// One BPF_PROG_TEST_RUN of `program` on `frame`, with 256 bytes of room to grow.
 fn test_run(program: &mut Xdp, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
     use aya::programs::{TestRun, TestRunOptions};
@@ -376,41 +443,6 @@ fn test_run(program: &mut Xdp, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
     })?;
     out.truncate(result.data_size_out as usize);
     Ok((result.return_value, out))
-}
-
-/// BPF_OBJ_GET + BPF_LINK_DETACH on a pinned link: takes the program off its hook at once.
-fn detach_pinned_link(pin: &Path) {
-    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
-    const BPF_OBJ_GET: libc::c_long = 7;
-    const BPF_LINK_DETACH: libc::c_long = 34;
-    let Ok(path) = std::ffi::CString::new(pin.as_os_str().as_bytes()) else { return };
-    // union bpf_attr, obj_get member: { __u64 pathname; __u32 bpf_fd; __u32 file_flags; }.
-    let mut attr = [0u8; 128];
-    attr[..8].copy_from_slice(&(path.as_ptr() as u64).to_ne_bytes());
-    // SAFETY: a zeroed bpf_attr of the size passed; the path outlives the call.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, attr.as_ptr(), attr.len()) };
-    if fd < 0 {
-        return;
-    }
-    // SAFETY: the kernel just returned this descriptor to us.
-    let link = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
-    // link_detach member: { __u32 link_fd; }.
-    let mut attr = [0u8; 128];
-    attr[..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&link) as u32).to_ne_bytes());
-    // SAFETY: as above.
-    let result = unsafe { libc::syscall(libc::SYS_bpf, BPF_LINK_DETACH, attr.as_ptr(), attr.len()) };
-    if result < 0 {
-        tracing::warn!(error = %std::io::Error::last_os_error(), "detaching the previous guard");
-    }
-}
-
-impl Drop for Dataplane {
-    fn drop(&mut self) {
-        if !self.keep {
-            self.detach_all();
-            self.unpin();
-        }
-    }
 }
 
 impl Dataplane {

@@ -4,6 +4,7 @@
 mod bpffs;
 mod dataplane;
 mod guard_maps;
+mod links;
 mod lvs_maps;
 mod lvs_stats;
 mod ring_memory;

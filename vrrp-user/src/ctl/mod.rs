@@ -3,5 +3,5 @@
 mod socket;
 mod table;
 
-pub use socket::{ControlSocket, read_status};
+pub use socket::{ControlSocket, ensure_not_served, read_status};
 pub use table::status_table;

@@ -56,6 +56,19 @@ impl ControlSocket {
     }
 }
 
+/// Fails when a keepxdp is serving `path` already (checked before anything is loaded: a
+/// second keepxdp would otherwise take over the first one's data plane).
+pub fn ensure_not_served(path: &Path) -> Result<()> {
+    if let Ok(mut stream) = UnixStream::connect(path) {
+        let mut document = String::new();
+        let _ = stream.read_to_string(&mut document);
+        let pid = serde_json::from_str::<serde_json::Value>(&document).ok().and_then(|status| status["pid"].as_u64());
+        let pid = pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default();
+        anyhow::bail!("keepxdp is already running{pid}: it serves the control socket {}", path.display());
+    }
+    Ok(())
+}
+
 /// Client side: the status document a running keepxdp serves on `path`.
 pub fn read_status(path: &Path) -> Result<String> {
     let mut stream = UnixStream::connect(path)

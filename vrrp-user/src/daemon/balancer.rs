@@ -247,6 +247,16 @@ impl Balancer {
         views
     }
 
+    /// (virtual_server, real server address) of every NAT service (sorry servers included):
+    /// their replies must come back through an interface that carries the data plane.
+    pub fn nat_real_servers(&self) -> Vec<(String, IpAddr)> {
+        self.plans
+            .iter()
+            .filter(|plan| plan.forwarding == LbKind::Nat)
+            .flat_map(|plan| plan.backends.iter().chain(&plan.sorry).map(|backend| (plan.name.clone(), backend.addr)))
+            .collect()
+    }
+
     /// Verdict → maps written latency (see `UpdateLatency`).
     pub fn update_latency(&self) -> UpdateLatencySummary {
         self.update_latency.summary()

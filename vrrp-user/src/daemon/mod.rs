@@ -2,22 +2,27 @@
 //! run the VRRP instances, serve status; SIGHUP reloads (a bad file keeps the running
 //! configuration; unchanged instances are not touched); SIGTERM/SIGINT take it all down
 //! (Masters send priority 0 and remove their virtual addresses first).
+mod attach;
 mod balancer;
 pub use balancer::LbBackend;
 mod instances;
 mod lvs_scripts;
 mod statics;
 
-use std::{collections::BTreeSet, fs, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::{
+    signal::unix::{Signal, SignalKind, signal},
+    sync::broadcast,
+};
 
 use crate::{
     bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, LoadOptions as DataplaneOptions, LvsLimits, ensure_bpffs, guard_entries},
     config::{self, Config, Diagnostics, LoadOptions},
     ctl::ControlSocket,
+    net::NetEvent,
     vrrp::instance::InstanceStatus,
 };
 use instances::InstanceSet;
@@ -65,19 +70,14 @@ fn read_config(options: &RunOptions, strict: bool) -> Result<Config> {
     }
 }
 
-/// The instances the guard protects: those whose interface exists.
+/// The instances the guard protects (an instance whose interface does not exist yet is
+/// guarded from the moment it appears).
 fn guarded(model: &Config) -> Vec<GuardInstance> {
-    let mut instances = Vec::new();
-    for instance in model.vrrp_instances.iter().filter_map(GuardInstance::of) {
-        // keepalived keeps such an instance in FAULT until the interface appears; the guard
-        // has nothing to attach to, so it is left out (the check already warned).
-        if nix::net::if_::if_nametoindex(instance.interface.as_str()).is_err() {
-            tracing::warn!(instance = instance.name, interface = instance.interface, "interface does not exist; instance not guarded");
-            continue;
-        }
-        instances.push(instance);
-    }
-    instances
+    model.vrrp_instances.iter().filter_map(GuardInstance::of).collect()
+}
+
+fn interface_exists(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 fn ifindex(name: &str) -> Result<u32> {
@@ -105,7 +105,11 @@ struct Daemon {
     options: RunOptions,
     dataplane: Dataplane,
     guarded: Vec<GuardInstance>,
+    /// (interface, virtual_server) for every NAT virtual_server's real servers' route.
+    nat_routes: Vec<(String, String)>,
     entries: GuardEntries,
+    /// Wanted interfaces already reported missing (said once, not at every event).
+    missing_logged: std::collections::BTreeSet<String>,
     vrrp: InstanceSet,
     statics: statics::Statics,
     netlink: crate::net::Netlink,
@@ -132,22 +136,83 @@ impl Daemon {
         })?)
     }
 
-    /// Points the guard at `guarded`: maps first (new rows before stale ones go), then
-    /// attachments (new interfaces attached, unused ones detached).
-    fn apply_guard(&mut self, guarded: Vec<GuardInstance>) -> Result<()> {
-        let entries = guard_entries(&guarded, ifindex)?;
+    /// The interfaces NAT real servers are reached through, from the FIB (their replies come
+    /// back there and are translated in XDP).
+    async fn find_nat_routes(&mut self) {
+        let mut routes = Vec::new();
+        let mut looked_up: BTreeMap<std::net::IpAddr, Option<String>> = BTreeMap::new();
+        for (service, address) in self.balancer.nat_real_servers() {
+            if !looked_up.contains_key(&address) {
+                let interface = match self.netlink.route_interface(address).await {
+                    Ok(Some(index)) => nix::net::if_::if_indextoname(index).ok().map(|n| n.to_string_lossy().into_owned()),
+                    Ok(None) => None,
+                    Err(error) => {
+                        tracing::warn!(real_server = %address, "{error:#}");
+                        None
+                    }
+                };
+                if interface.is_none() {
+                    tracing::warn!(real_server = %address, virtual_server = service, "no route to a NAT real server: its replies cannot be translated until there is one");
+                }
+                looked_up.insert(address, interface);
+            }
+            if let Some(Some(interface)) = looked_up.get(&address) {
+                routes.push((interface.clone(), service));
+            }
+        }
+        routes.sort();
+        routes.dedup();
+        self.nat_routes = routes;
+    }
+
+    /// Brings the guard's maps and the attachments to `guarded` and `nat_routes`: maps first
+    /// (new rows before stale ones go), then attachments (new interfaces attached, unused or
+    /// re-created ones detached). `strict` (startup): an instance's interface that exists but
+    /// cannot be attached is an error; otherwise failures are logged, naming the interface
+    /// and what needs it.
+    fn apply_dataplane(&mut self, strict: bool) -> Result<()> {
+        let present_instances: Vec<GuardInstance> =
+            self.guarded.iter().filter(|instance| interface_exists(&instance.interface)).cloned().collect();
+        let entries = guard_entries(&present_instances, ifindex)?;
         self.dataplane.replace(&self.entries, &entries)?;
-        let wanted: BTreeSet<String> = guarded.iter().map(|i| i.interface.clone()).collect();
-        let attached: BTreeSet<String> = self.dataplane.attachments().iter().map(|a| a.interface.clone()).collect();
-        for interface in wanted.difference(&attached) {
-            self.dataplane.attach_in(interface, &self.options.pin_dir)?;
-        }
-        for interface in attached.difference(&wanted) {
-            self.dataplane.detach(interface);
-        }
         self.entries = entries;
-        self.guarded = guarded;
+        let wanted = attach::wanted(
+            self.guarded.iter().map(|i| (i.interface.clone(), i.name.clone())),
+            self.nat_routes.iter().cloned(),
+        );
+        let present: BTreeMap<String, u32> =
+            wanted.keys().filter_map(|name| nix::net::if_::if_nametoindex(name.as_str()).ok().map(|index| (name.clone(), index))).collect();
+        let attached: Vec<(String, u32)> = self.dataplane.attachments().iter().map(|a| (a.interface.clone(), a.ifindex)).collect();
+        let changes = attach::changes(&present, &attached);
+        for name in &changes.detach {
+            self.dataplane.detach(name);
+        }
+        for name in &changes.attach {
+            let reasons = &wanted[name];
+            match self.dataplane.attach(name, &self.options.pin_dir) {
+                Ok(_) if reasons.instances.is_empty() => {
+                    tracing::info!(interface = name, "data plane attached to {name} for the replies of {}", reasons.describe())
+                }
+                Ok(_) => {}
+                Err(error) if strict && !reasons.instances.is_empty() => return Err(error),
+                Err(error) => tracing::error!(interface = name, "cannot attach the data plane to {name}, needed by {}: {error:#}", reasons.describe()),
+            }
+        }
+        for (name, reasons) in &wanted {
+            if !present.contains_key(name) && !self.missing_logged.contains(name) {
+                tracing::warn!(interface = name, "interface {name} does not exist (yet), needed by {}: the data plane attaches when it appears", reasons.describe());
+            }
+        }
+        self.missing_logged = wanted.keys().filter(|name| !present.contains_key(*name)).cloned().collect();
         Ok(())
+    }
+
+    /// A link or route changed: look the NAT routes up again and re-apply the attachments.
+    async fn net_changed(&mut self) {
+        self.find_nat_routes().await;
+        if let Err(error) = self.apply_dataplane(false) {
+            tracing::error!("updating the data plane's attachments: {error:#}");
+        }
     }
 
     /// SIGHUP: the new file is read and validated first; with any error the running
@@ -162,7 +227,9 @@ impl Daemon {
         };
         self.balancer.apply(&model);
         self.balancer.resolve_backends(&self.netlink).await;
-        if let Err(error) = self.apply_guard(guarded(&model)) {
+        self.guarded = guarded(&model);
+        self.find_nat_routes().await;
+        if let Err(error) = self.apply_dataplane(false) {
             tracing::error!("reload: updating the VRRP guard failed: {error:#}");
         }
         let statics = statics::Statics::of(&model);
@@ -176,6 +243,8 @@ impl Daemon {
 
 pub async fn run(options: RunOptions) -> Result<()> {
     let model = read_config(&options, false)?;
+    // Before anything is loaded: a second keepxdp would take over the first one's links.
+    crate::ctl::ensure_not_served(&options.control_socket)?;
     if model.vrrp_instances.is_empty() {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }
@@ -190,7 +259,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let mut daemon = Daemon {
         dataplane,
         balancer,
-        guarded: Vec::new(),
+        guarded: guarded(&model),
+        nat_routes: Vec::new(),
+        missing_logged: Default::default(),
         entries: GuardEntries::default(),
         vrrp: InstanceSet::new(Some(vip_hook), &net_events)?,
         net_events,
@@ -211,8 +282,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
     }
     daemon.balancer.apply(&model);
     daemon.balancer.resolve_backends(&daemon.netlink).await;
-    daemon.apply_guard(guarded(&model))?;
-    daemon.dataplane.pin(&daemon.options.pin_dir)?;
+    daemon.find_nat_routes().await;
+    // Pins are staged, the links attached (or a previous keepxdp's adopted in place), then
+    // the pins take their names: at every moment some guard runs with a full prog array.
+    let pin_dir = daemon.options.pin_dir.clone();
+    daemon.dataplane.stage_pins(&pin_dir)?;
+    daemon.apply_dataplane(true)?;
+    daemon.dataplane.release_unused_links(&pin_dir);
+    daemon.dataplane.commit_pins()?;
     daemon.vrrp.apply(&model).await;
     // Everything running now holds what it needs; the model of a large configuration is
     // tens of MB (10,000 real servers: ~15 MB), a reload reads a new one.
@@ -226,6 +303,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
     );
 
     let mut signals = Signals::new()?;
+    let mut net = daemon.net_events.subscribe();
+    // Links and routes change in bursts: the attachments are looked at once the burst is over.
+    let mut net_changed_at: Option<tokio::time::Instant> = None;
     let mut refresh = tokio::time::interval(Duration::from_millis(200));
     let mut neighbours = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -240,6 +320,17 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
             },
             _ = refresh.tick() => control.set_status(daemon.status()?),
+            event = net.recv() => match event {
+                Ok(NetEvent::Link { .. } | NetEvent::Route) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    net_changed_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(100));
+                }
+                Ok(NetEvent::Address { .. }) => {}
+                Err(broadcast::error::RecvError::Closed) => anyhow::bail!("the rtnetlink event subscription ended"),
+            },
+            _ = tokio::time::sleep_until(net_changed_at.unwrap_or_else(far_future)), if net_changed_at.is_some() => {
+                net_changed_at = None;
+                daemon.net_changed().await;
+            }
         }
     }
 
@@ -251,7 +342,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     control.close();
     let pin_dir = daemon.options.pin_dir.clone();
     if daemon.options.keep_dataplane {
-        daemon.dataplane.keep_attached(&pin_dir)?;
+        // The links, maps and programs are pinned already (since they were made).
         drop(daemon);
         tracing::info!(pin_dir = %pin_dir.display(), "keepxdp stopped; the data plane keeps running");
         return Ok(());
@@ -265,6 +356,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let _ = fs::remove_dir(&pin_dir);
     tracing::info!("keepxdp stopped");
     Ok(())
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(3600)
 }
 
 enum Received {

@@ -7,8 +7,10 @@ pub mod route_spec;
 mod routes;
 pub mod vmac;
 mod watch;
+mod xdp_mode;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable, VipHook};
 pub use routes::RouteTable;
 pub use neighbours::Neighbour;
 pub use watch::{NetEvent, Removed, watch_events, watch_removals};
+pub use xdp_mode::{XdpAttachMode, xdp_attach_mode};

@@ -138,6 +138,38 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// The interface the kernel would send a packet to `destination` out of (`ip route get`),
+    /// None when it has no route (or the route is local).
+    pub async fn route_interface(&self, destination: IpAddr) -> Result<Option<u32>> {
+        use futures_util::TryStreamExt;
+        let mut message = match destination {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(v4, 32).build(),
+            IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(v6, 128).build(),
+        };
+        // A lookup, not a table entry: no table, protocol or scope of ours.
+        message.header.table = 0;
+        message.header.protocol = Default::default();
+        message.header.scope = RouteScope::Universe;
+        message.header.kind = RouteType::Unspec;
+        let mut request = self.handle.route().get(message);
+        request.message_mut().attributes.retain(|a| matches!(a, RouteAttribute::Destination(_)));
+        let mut replies = request.execute();
+        match replies.try_next().await {
+            Ok(Some(route)) => Ok(if route.header.kind == RouteType::Local {
+                None
+            } else {
+                route.attributes.iter().find_map(|a| if let RouteAttribute::Oif(index) = a { Some(*index) } else { None })
+            }),
+            Ok(None) => Ok(None),
+            // ENETUNREACH / EHOSTUNREACH: no route.
+            Err(rtnetlink::Error::NetlinkError(error))
+                if [-libc::ENETUNREACH, -libc::EHOSTUNREACH].contains(&error.raw_code()) => Ok(None),
+            Err(error) => Err(error).with_context(|| format!("looking up the route to {destination}")),
+        }
+    }
+}
+
 impl RouteTable for Netlink {
     async fn add_route(&self, ifindex: u32, route: &RouteSpec) -> Result<()> {
         self.handle.route().add(route_message(ifindex, route)).replace().execute().await.with_context(|| format!("adding route {route:?}"))
