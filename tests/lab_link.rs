@@ -1,5 +1,6 @@
 //! keepxdp's VRRP instances and their interface's life: started while the link is down (as
-//! at boot) they wait in FAULT and join the election when it comes up; a link flap takes a
+//! at boot) or before the interface exists, they wait in FAULT and join the election when
+//! it comes up; a link flap takes a
 //! Master to FAULT (keepalived takes over) and back (it takes back with preempt), with the
 //! XDP guard still attached; an interface deleted and made again is followed to its new
 //! index. The hosts sit behind a switch so the node's link can fail alone. Every wait is
@@ -89,6 +90,18 @@ fn lab_boot_ipv6_started_with_the_link_down_is_backup_beside_a_higher_priority_k
 
     lab.peer.kill_all()?;
     wait_for("keepxdp Master of the IPv6 VIP", Duration::from_secs(3), || Ok(vrrp_state(&node)? == "Master" && holds_vip6(&lab.node, "kxnode")?))
+        .with_context(|| node.child.log_text())?;
+    Ok(())
+}
+
+#[test]
+fn lab_boot_an_instance_whose_interface_does_not_exist_yet_waits_in_fault_and_runs_once_it_is_created() -> Result<()> {
+    let mut lab = SwitchedVrrpLab::new()?;
+    lab.node.ip(&["link", "del", "kxnode"])?;
+    let node = lab.keepxdp_on_node(&keepxdp_bin()?, &instance_config("kxnode", 3, 100, "0.1", "BACKUP", ""))?;
+    wait_for_fault(&node, "missing", Duration::from_secs(2))?;
+    lab.replug_node()?;
+    wait_for("keepxdp Master with the VIP", Duration::from_secs(5), || Ok(vrrp_state(&node)? == "Master" && lab.node_holds_vip()?))
         .with_context(|| node.child.log_text())?;
     Ok(())
 }

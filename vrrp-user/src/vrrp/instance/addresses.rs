@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{Runtime, Tables};
 use crate::{
     config::model::VirtualAddress,
-    net::vmac::vmac_name,
+    net::{Interfaces, vmac::vmac_name},
     vrrp::{
         fsm::{Machine, State},
         host::{Announcer, Host},
@@ -59,36 +59,45 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
     }
 
     /// Where an address lives: its own `dev` when it names another interface (keepalived's
-    /// `192.168.200.17 dev eth1`), else the instance's interface or its vmac.
-    pub(super) fn placement(&self, address: &VirtualAddress) -> Option<Placement> {
-        let interfaces = self.interfaces.borrow();
-        let base_mac = self.attachment.as_ref().map_or([0; 6], |a| a.mac);
+    /// `192.168.200.17 dev eth1`), else the instance's interface or its vmac. The interface
+    /// and its index, from the kernel's table (or the attachment).
+    fn home(&self, address: &VirtualAddress, interfaces: &Interfaces) -> Option<(String, u32)> {
         if let Some(dev) = address.dev.as_deref().filter(|dev| *dev != self.spec.interface)
             && let Some(link) = interfaces.by_name(dev)
         {
-            let mac = self.host.mac_address(dev).unwrap_or(base_mac);
-            return Some(Placement { interface: dev.to_string(), ifindex: link.ifindex, mac });
+            return Some((dev.to_string(), link.ifindex));
         }
         if let Some(attachment) = &self.attachment {
-            return Some(Placement { interface: attachment.address_interface.clone(), ifindex: attachment.address_ifindex, mac: attachment.mac });
+            return Some((attachment.address_interface.clone(), attachment.address_ifindex));
         }
         let interface = match &self.spec.use_vmac {
             Some(configured) => vmac_name(configured, self.spec.vrid),
             None => self.spec.interface.clone(),
         };
         let ifindex = interfaces.by_name(&interface)?.ifindex;
-        Some(Placement { interface, ifindex, mac: base_mac })
+        Some((interface, ifindex))
+    }
+
+    /// `home`, with the MAC announcements carry (an own `dev`'s, else the instance's).
+    pub(super) fn placement(&self, address: &VirtualAddress) -> Option<Placement> {
+        let (interface, ifindex) = self.home(address, &self.interfaces.borrow())?;
+        let base_mac = self.attachment.as_ref().map_or([0; 6], |a| a.mac);
+        let own_dev = address.dev.as_deref() == Some(interface.as_str()) && interface != self.spec.interface;
+        let mac = if own_dev { self.host.mac_address(&interface).unwrap_or(base_mac) } else { base_mac };
+        Some(Placement { interface, ifindex, mac })
     }
 
     /// For each virtual address: is it on its interface now, as the kernel told?
     pub(super) fn seen_addresses(&self) -> Vec<bool> {
-        let places: Vec<Option<u32>> = self.spec.addresses.iter().map(|a| self.placement(a).map(|p| p.ifindex)).collect();
         let interfaces = self.interfaces.borrow();
         self.spec
             .addresses
             .iter()
-            .zip(places)
-            .map(|(address, ifindex)| ifindex.and_then(|i| interfaces.by_index(i)).is_some_and(|link| link.has(address.address)))
+            .map(|address| {
+                self.home(address, &interfaces)
+                    .and_then(|(_, ifindex)| interfaces.by_index(ifindex))
+                    .is_some_and(|link| link.has(address.address))
+            })
             .collect()
     }
 
