@@ -21,7 +21,7 @@ pub fn test() -> Result<()> {
     shell::run(
         shell::cargo()
             .env("KEEPXDP_BIN", &binary)
-            .args(["test", "-p", "keepxdp-tests", "--test", "lab_guard", "--test", "lab_config_interop", "--test", "lab_vrrp", "--test", "lab_lvs", "--test", "lab_check", "--", "--test-threads=1"]),
+            .args(["test", "-p", "keepxdp-tests", "--test", "lab_guard", "--test", "lab_config_interop", "--test", "lab_vrrp", "--test", "lab_lvs", "--test", "lab_check", "--test", "lab_link", "--", "--test-threads=1"]),
     )?;
     eprintln!("== all tests passed");
     Ok(())

@@ -84,3 +84,69 @@ pub fn instance_config_v6(interface: &str, priority: u8, advert_int: &str, state
 pub fn holds_vip(netns: &Netns, device: &str) -> Result<bool> {
     Ok(netns.ip(&["-o", "-4", "addr", "show", "dev", device])?.contains(&format!(" {VIP}/")))
 }
+
+/// The two hosts of `VrrpLab` behind a switch (a bridge in its own namespace) instead of on
+/// one veth, so the node's link can go down or away while the peer keeps its carrier (on a
+/// veth pair the peer would lose it too, and keepalived would go to FAULT).
+pub struct SwitchedVrrpLab {
+    pub dir: tempfile::TempDir,
+    pub switch: crate::netns::Switch,
+    pub peer: Netns,
+    pub node: Netns,
+}
+
+impl SwitchedVrrpLab {
+    pub fn new() -> Result<SwitchedVrrpLab> {
+        require_root()?;
+        let mut switch = crate::netns::Switch::new()?;
+        let (peer, node) = (Netns::new("k")?, Netns::new("x")?);
+        switch.plug(&peer, "kxpeer", "10.77.0.1/24")?;
+        switch.plug(&node, "kxnode", "10.77.0.2/24")?;
+        Ok(SwitchedVrrpLab { dir: tempfile::tempdir()?, switch, peer, node })
+    }
+
+    /// `VrrpLab::with_ipv6` for this lab.
+    pub fn with_ipv6(self) -> Result<SwitchedVrrpLab> {
+        for (netns, device, address) in [(&self.peer, "kxpeer", "fd00:77::1/64"), (&self.node, "kxnode", "fd00:77::2/64")] {
+            netns.ip(&["-6", "addr", "add", address, "dev", device, "nodad"])?;
+            wait_for_link_local(netns, device, std::time::Duration::from_secs(5))?;
+        }
+        Ok(self)
+    }
+
+    /// The node's link up or down (`ip link set kxnode up|down` in the node).
+    pub fn node_link(&self, up: bool) -> Result<()> {
+        self.node.ip(&["link", "set", "kxnode", if up { "up" } else { "down" }])?;
+        Ok(())
+    }
+
+    /// After `ip link del kxnode`: a new veth of the same name and address, plugged in again.
+    pub fn replug_node(&mut self) -> Result<()> {
+        self.switch.plug(&self.node, "kxnode", "10.77.0.2/24")?;
+        Ok(())
+    }
+
+    pub fn keepalived_on_peer(&self, config: &str) -> Result<ChildGuard> {
+        keepalived::start(&self.peer, self.dir.path(), config)
+    }
+
+    pub fn keepxdp_on_node(&self, binary: &Path, config: &str) -> Result<Keepxdp> {
+        Keepxdp::start(binary, &self.node, self.dir.path(), config)
+    }
+
+    pub fn peer_holds_vip(&self) -> Result<bool> {
+        holds_vip(&self.peer, "kxpeer")
+    }
+
+    pub fn node_holds_vip(&self) -> Result<bool> {
+        holds_vip(&self.node, "kxnode")
+    }
+}
+
+/// Waits until `device` has a link-local IPv6 address that finished DAD.
+pub fn wait_for_link_local(netns: &Netns, device: &str, timeout: std::time::Duration) -> Result<()> {
+    crate::process::wait_for(&format!("a usable link-local address on {device}"), timeout, || {
+        let shown = netns.ip(&["-6", "addr", "show", "dev", device, "scope", "link"])?;
+        Ok(shown.contains("fe80::") && !shown.contains("tentative"))
+    })
+}

@@ -13,13 +13,14 @@ use tokio::{
 use tokio::task::JoinSet;
 
 use crate::{
-    config::Config,
-    net::{NetEvent, Netlink, Removed, watch_removals},
+    config::{Config, model::Notify},
+    net::{Interfaces, NetEvent, Netlink, watch_interfaces},
     track::{self, Effective, Trackers},
-    config::model::Notify,
     vrrp::{
-        instance::{self, InstanceSpec, InstanceStatus, SyncLink},
+        host::System,
+        instance::{self, Inputs, InstanceStatus, SyncLink},
         notify, reload,
+        spec::InstanceSpec,
         sync::{GroupState, MemberEvent, SyncCommand},
     },
 };
@@ -65,8 +66,9 @@ struct Running {
 
 pub struct InstanceSet {
     netlink: Netlink,
-    /// Address deletions seen by the kernel, for the put-back rule.
-    removals: broadcast::Sender<Removed>,
+    /// The kernel's links and addresses: instances wait for their interface in it, follow it
+    /// going down, away and back, and put back addresses another tool removed.
+    interfaces: watch::Receiver<Interfaces>,
     running: BTreeMap<String, Running>,
     trackers: Option<Trackers>,
     /// What the trackers were started from: unchanged on reload → they keep running (and
@@ -102,7 +104,8 @@ fn tracker_key(model: &Config) -> String {
     format!("{interfaces:?}{scripts:?}{files:?}{processes:?}{}", model.global_defs.enable_script_security)
 }
 
-/// The instances of `model` the runtime can run; the others are logged.
+/// The instances of `model` the runtime can run; the others are logged. (An interface that
+/// does not exist yet is no reason: the instance waits for it in FAULT.)
 pub fn specs(model: &Config) -> Vec<InstanceSpec> {
     let mut specs = Vec::new();
     for configured in &model.vrrp_instances {
@@ -117,16 +120,18 @@ pub fn specs(model: &Config) -> Vec<InstanceSpec> {
 
 impl InstanceSet {
     /// `vip_hook` hears of every virtual address the instances add or remove; `net_events`:
-    /// the daemon's subscription to the kernel's link, address and route events.
+    /// the daemon's subscription to the kernel's link, address and route events (subscribed
+    /// to here, before the current state is read, so nothing is missed).
     pub fn new(vip_hook: Option<Arc<dyn crate::net::VipHook>>, net_events: &broadcast::Sender<NetEvent>) -> Result<InstanceSet> {
         let sync = Arc::new(Mutex::new(SyncDirectory::default()));
         let (sync_events, events) = mpsc::unbounded_channel();
         tokio::spawn(coordinate(sync.clone(), events));
+        let netlink = Netlink::connect()?.with_vip_hook(vip_hook);
         Ok(InstanceSet {
             sync,
             sync_events,
-            netlink: Netlink::connect()?.with_vip_hook(vip_hook),
-            removals: watch_removals(net_events),
+            interfaces: watch_interfaces(net_events, netlink.clone()),
+            netlink,
             running: BTreeMap::new(),
             trackers: None,
             trackers_from: String::new(),
@@ -141,12 +146,16 @@ impl InstanceSet {
         let name = spec.name.clone();
         let table = self.netlink.clone();
         let task_spec = spec.clone();
-        let removals = self.removals.subscribe();
         let (commands, command_receiver) = mpsc::unbounded_channel();
         self.sync.lock().unwrap().commands.insert(spec.name.clone(), commands);
-        let link = SyncLink { commands: command_receiver, events: self.sync_events.clone() };
+        let inputs = Inputs {
+            shutdown: shutdown_receiver,
+            effective: effective_receiver,
+            interfaces: self.interfaces.clone(),
+            sync: SyncLink { commands: command_receiver, events: self.sync_events.clone() },
+        };
         let task = tokio::spawn(async move {
-            if let Err(error) = instance::run(task_spec, table, shutdown_receiver, status_sender, effective_receiver, removals, link).await {
+            if let Err(error) = instance::run(task_spec, table, System, inputs, status_sender).await {
                 tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
             }
         });
@@ -160,7 +169,7 @@ impl InstanceSet {
             if let Some(mut old) = self.trackers.take() {
                 old.stop();
             }
-            self.trackers = Some(Trackers::start(model));
+            self.trackers = Some(Trackers::start(model, &self.interfaces));
             self.trackers_from = key;
         }
         self.combiners.abort_all();

@@ -114,8 +114,9 @@ impl AddressTable for Netlink {
         let message = Netlink::message(ifindex, address);
         let result = match self.handle.address().del(message).execute().await {
             Ok(()) => Ok(()),
-            // Already gone (removed by another tool): nothing to do.
-            Err(rtnetlink::Error::NetlinkError(error)) if error.raw_code() == -libc::EADDRNOTAVAIL => Ok(()),
+            // Already gone (removed by another tool, or with its deleted interface): nothing
+            // to do.
+            Err(rtnetlink::Error::NetlinkError(error)) if [-libc::EADDRNOTAVAIL, -libc::ENODEV].contains(&error.raw_code()) => Ok(()),
             Err(error) => Err(error).with_context(|| format!("removing {}/{} from ifindex {ifindex}", address.address, address.prefix_len)),
         };
         if result.is_ok()

@@ -2,6 +2,7 @@
 //! removes virtual addresses, and what the kernel announces about links, addresses and routes. Gratuitous ARP / unsolicited NA frames are built by
 //! `vrrp::wire` and sent by the instance runtime.
 mod addresses;
+mod interfaces;
 mod neighbours;
 pub mod route_spec;
 mod routes;
@@ -10,6 +11,7 @@ mod watch;
 mod xdp_mode;
 
 pub use addresses::{AddressTable, Netlink, RecordingTable, VipHook};
+pub use interfaces::{Interfaces, LinkFacts, watch_interfaces};
 pub use routes::RouteTable;
 pub use neighbours::Neighbour;
 pub use watch::{NetEvent, Removed, watch_events, watch_removals};

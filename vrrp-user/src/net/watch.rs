@@ -70,7 +70,7 @@ impl NetEvent {
             .collect()
     }
 
-    fn of_message(message: RouteNetlinkMessage) -> Vec<NetEvent> {
+    pub(super) fn of_message(message: RouteNetlinkMessage) -> Vec<NetEvent> {
         match message {
             RouteNetlinkMessage::NewLink(link) => vec![NetEvent::of_link(&link, false)],
             RouteNetlinkMessage::DelLink(link) => vec![NetEvent::of_link(&link, true)],

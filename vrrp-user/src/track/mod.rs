@@ -1,6 +1,7 @@
 //! Tracking: vrrp_script, track_interface, track_file and track_process readings, combined per instance
 //! into an effective priority or FAULT (keepalived's rules, in `priority`). Each tracked
 //! object is read by one task however many instances use it.
+pub mod interface;
 pub mod poll;
 pub mod priority;
 pub mod process;
@@ -11,7 +12,10 @@ use std::collections::BTreeMap;
 use futures_util::future::select_all;
 use tokio::{sync::watch, task::JoinSet};
 
-use crate::config::{Config, model::TrackRef};
+use crate::{
+    config::{Config, model::TrackRef},
+    net::Interfaces,
+};
 pub use priority::{Effective, Reading, Tracked, effective_priority};
 
 /// The readings of every tracked object of a configuration, by kind and name.
@@ -24,8 +28,9 @@ pub struct Trackers {
 }
 
 impl Trackers {
-    /// Starts one reader per vrrp_script, vrrp_track_file and tracked interface.
-    pub fn start(model: &Config) -> Trackers {
+    /// Starts one reader per vrrp_script, vrrp_track_file, vrrp_track_process and
+    /// track_interface; interfaces are read from the kernel's table (`interfaces`).
+    pub fn start(model: &Config, interfaces: &watch::Receiver<Interfaces>) -> Trackers {
         let mut trackers = Trackers {
             tasks: JoinSet::new(),
             scripts: BTreeMap::new(),
@@ -49,29 +54,25 @@ impl Trackers {
             trackers.processes.insert(process.name.clone(), (receiver, process.weight, process.weight_reverse));
             trackers.tasks.spawn(process::run(process.clone(), sender));
         }
-        let interfaces = model
-            .vrrp_instances
-            .iter()
-            .flat_map(|i| i.tracking.track_interface.iter().map(|t| t.name.clone()).chain(i.interface.clone()));
-        for interface in interfaces {
+        // An instance's own interface is followed by the instance itself (it must reopen its
+        // sockets), so only track_interface lines make readers.
+        let tracked = model.vrrp_instances.iter().flat_map(|i| i.tracking.track_interface.iter().map(|t| t.name.clone()));
+        for interface in tracked {
             if trackers.interfaces.contains_key(&interface) {
                 continue;
             }
             let (sender, receiver) = watch::channel(Reading::Unknown);
             trackers.interfaces.insert(interface.clone(), receiver);
-            trackers.tasks.spawn(poll::interface(interface, sender));
+            trackers.tasks.spawn(interface::run(interface, interfaces.clone(), sender));
         }
         trackers
     }
 
-    /// The objects one instance tracks, with their weights: its own interface (FAULT when
-    /// down, unless `dont_track_primary`), track_interface, track_script, track_file.
+    /// The objects one instance tracks, with their weights: track_interface, track_script,
+    /// track_process, track_file (its own interface is the instance's to follow: FAULT while
+    /// missing, down or without an address, unless `dont_track_primary`).
     pub fn for_instance(&self, instance: &crate::config::model::VrrpInstance) -> Vec<(TrackedSpec, watch::Receiver<Reading>)> {
         let mut out = Vec::new();
-        if let (false, Some(interface)) = (instance.dont_track_primary, &instance.interface)
-            && let Some(receiver) = self.interfaces.get(interface) {
-                out.push((TrackedSpec { weight: 0, reverse: false }, receiver.clone()));
-            }
         let by_ref = |reference: &TrackRef, default_weight: i32, default_reverse: bool| TrackedSpec {
             weight: reference.weight.unwrap_or(default_weight),
             reverse: if reference.weight.is_some() { reference.reverse } else { default_reverse || reference.reverse },

@@ -160,17 +160,10 @@ pub fn step(params: &Params, machine: &Machine, event: Event, now: Duration) -> 
     let mut actions = Vec::new();
     match (machine.state, event) {
         (State::Stop, _) => {}
-        (State::Initialize, Event::Startup) => {
-            next.started_at = Some(now);
-            next.master_adver_interval = params.advert_interval;
-            // RFC 9568 §6.4.1: the owner (255) becomes Master at once; keepalived's
-            // `state MASTER` does too.
-            if params.priority == 255 || params.start_as_master {
-                become_master(params, &mut next, &mut actions, now);
-            } else {
-                become_backup(params, &mut next, &mut actions, now, params.advert_interval);
-            }
-        }
+        (State::Initialize, Event::Startup) => start(params, &mut next, &mut actions, now),
+        // keepalived: an instance whose interface is missing or down (or whose tracking
+        // fails) at startup waits in FAULT, and starts when the fault clears.
+        (State::Initialize, Event::Fault) => transition(&mut next, &mut actions, State::Fault),
         (State::Initialize, _) => {}
         (_, Event::Shutdown) => {
             // RFC 9568 §6.4.3: a Master sends an advert with priority 0 on shutdown.
@@ -182,6 +175,7 @@ pub fn step(params: &Params, machine: &Machine, event: Event, now: Duration) -> 
             next.master_down_at = None;
             transition(&mut next, &mut actions, State::Stop);
         }
+        (State::Fault, Event::FaultCleared) if machine.started_at.is_none() => start(params, &mut next, &mut actions, now),
         (State::Fault, Event::FaultCleared) => {
             if params.priority == 255 {
                 become_master(params, &mut next, &mut actions, now);
@@ -245,6 +239,18 @@ fn transition(machine: &mut Machine, actions: &mut Vec<Action>, to: State) {
     if machine.state != to {
         actions.push(Action::Transition { from: machine.state, to });
         machine.state = to;
+    }
+}
+
+/// RFC 9568 §6.4.1: the owner (255) becomes Master at once; keepalived's `state MASTER`
+/// does too; everyone else waits as Backup.
+fn start(params: &Params, machine: &mut Machine, actions: &mut Vec<Action>, now: Duration) {
+    machine.started_at = Some(now);
+    machine.master_adver_interval = params.advert_interval;
+    if params.priority == 255 || params.start_as_master {
+        become_master(params, machine, actions, now);
+    } else {
+        become_backup(params, machine, actions, now, params.advert_interval);
     }
 }
 
@@ -599,6 +605,23 @@ mod tests {
         let (cleared, _) = step(&p, &faulted, Event::FaultCleared, ms(9500));
         assert_eq!(cleared.state, State::Backup);
         assert_eq!(cleared.master_down_at, Some(ms(9500) + master_down_interval(&p, SECOND)));
+    }
+
+    #[test]
+    fn an_instance_faulty_at_startup_waits_in_fault_and_starts_when_it_clears_keepalived() {
+        let p = Params { start_as_master: true, preempt_delay: Duration::from_secs(30), ..params(Version::V3, 100) };
+        let (waiting, actions) = step(&p, &Machine::new(), Event::Fault, ms(5));
+        assert_eq!(waiting.state, State::Fault);
+        assert_eq!(actions, [Action::Transition { from: State::Initialize, to: State::Fault }]);
+        assert_eq!(waiting.next_deadline(), None);
+        // Cleared: a real startup (state MASTER honoured, preempt_delay counted from now).
+        let (started, actions) = step(&p, &waiting, Event::FaultCleared, ms(9000));
+        assert_eq!(started.state, State::Master);
+        assert!(actions.contains(&Action::ClaimAddresses));
+        assert_eq!(started.started_at, Some(ms(9000)));
+        // Once started, a later fault clears to Backup as usual.
+        let (faulted, _) = step(&p, &started, Event::Fault, ms(9500));
+        assert_eq!(step(&p, &faulted, Event::FaultCleared, ms(9600)).0.state, State::Backup);
     }
 
     #[test]

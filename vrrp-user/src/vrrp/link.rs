@@ -1,21 +1,17 @@
-//! The instance's VRRP sockets, either family, behind one interface: receive a parsed
-//! advert with what its IP header said, send a message to a destination.
+//! The instance's VRRP socket behind a small trait (`VrrpLink`): receive a parsed advert with
+//! what its IP header said, send a message to a destination. `Link` is the real one, either
+//! family; the runtime's replay tests put a recording fake in its place.
 use std::{io, net::IpAddr};
 
 use anyhow::Result;
 
 use super::{
-    instance::InstanceSpec,
-    socket::{VrrpSocketV4, VrrpSocketV6, link_local_ipv6, primary_ipv4},
+    socket::{VrrpSocketV4, VrrpSocketV6},
     wire::{self, ChecksumContext, Packet, Repr},
 };
 
-pub enum Link {
-    V4(VrrpSocketV4),
-    V6(VrrpSocketV6),
-}
-
 /// A received advert and its IP header's facts.
+#[derive(Debug, Clone)]
 pub struct Datagram {
     pub source: IpAddr,
     pub destination: IpAddr,
@@ -24,32 +20,55 @@ pub struct Datagram {
     pub repr: Repr,
 }
 
+pub trait VrrpLink: Send + Sync {
+    /// The next datagram; the inner error is a malformed one (to count, not to stop on).
+    fn recv(&self, buffer: &mut [u8]) -> impl Future<Output = io::Result<Result<Datagram, wire::Error>>> + Send;
+    fn send(&self, message: &[u8], destination: IpAddr) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Where the sockets go: received on the instance's interface, sent on `send_interface`
+/// (its vmac, unless vmac_xmit_base), from `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPlace {
+    pub interface: String,
+    pub ifindex: u32,
+    pub send_interface: String,
+    pub send_ifindex: u32,
+    pub source: IpAddr,
+    pub group: IpAddr,
+}
+
+pub enum Link {
+    V4(VrrpSocketV4),
+    V6(VrrpSocketV6),
+}
+
 impl Link {
-    /// Opens the sockets (receiving on the instance's interface, sending on `send_interface`,
-    /// its vmac unless vmac_xmit_base); returns the address adverts are sent from (the
-    /// instance interface's primary address).
-    pub fn open(spec: &InstanceSpec, send_interface: &str) -> Result<(IpAddr, Link)> {
-        let send_index = nix::net::if_::if_nametoindex(send_interface)?;
-        match spec.group {
-            IpAddr::V4(group) => {
-                let source = match spec.source {
-                    Some(IpAddr::V4(source)) => source,
-                    _ => primary_ipv4(&spec.interface)?,
-                };
-                Ok((IpAddr::V4(source), Link::V4(VrrpSocketV4::open(&spec.interface, spec.ifindex, source, group, send_interface)?)))
-            }
-            IpAddr::V6(group) => {
-                let source = match spec.source {
-                    Some(IpAddr::V6(source)) => source,
-                    _ => link_local_ipv6(&spec.interface)?,
-                };
-                Ok((IpAddr::V6(source), Link::V6(VrrpSocketV6::open(&spec.interface, spec.ifindex, source, group, send_interface, send_index)?)))
-            }
+    pub fn open(place: &LinkPlace) -> Result<Link> {
+        match (place.group, place.source) {
+            (IpAddr::V4(group), IpAddr::V4(source)) => Ok(Link::V4(VrrpSocketV4::open(
+                &place.interface,
+                place.ifindex,
+                source,
+                group,
+                &place.send_interface,
+                place.send_ifindex,
+            )?)),
+            (IpAddr::V6(group), IpAddr::V6(source)) => Ok(Link::V6(VrrpSocketV6::open(
+                &place.interface,
+                place.ifindex,
+                source,
+                group,
+                &place.send_interface,
+                place.send_ifindex,
+            )?)),
+            _ => anyhow::bail!("source {} and group {} are of different families", place.source, place.group),
         }
     }
+}
 
-    /// The next datagram; the inner error is a malformed one (to count, not to stop on).
-    pub async fn recv(&self, buffer: &mut [u8]) -> io::Result<std::result::Result<Datagram, wire::Error>> {
+impl VrrpLink for Link {
+    async fn recv(&self, buffer: &mut [u8]) -> io::Result<Result<Datagram, wire::Error>> {
         match self {
             Link::V4(socket) => {
                 let length = socket.recv(buffer).await?;
@@ -75,7 +94,7 @@ impl Link {
         }
     }
 
-    pub async fn send(&self, message: &[u8], destination: IpAddr) -> io::Result<()> {
+    async fn send(&self, message: &[u8], destination: IpAddr) -> io::Result<()> {
         match (self, destination) {
             (Link::V4(socket), IpAddr::V4(destination)) => socket.send(message, destination).await,
             (Link::V6(socket), IpAddr::V6(destination)) => socket.send(message, destination).await,

@@ -2,7 +2,7 @@
 //! not change keeps running untouched — same state, same addresses, no advert or gratuitous
 //! ARP burst — so a reload never flaps it. Changed ones restart, removed ones stop (priority
 //! 0 if Master), new ones start.
-use super::instance::InstanceSpec;
+use super::spec::InstanceSpec;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReloadPlan {
@@ -31,50 +31,13 @@ pub fn plan(running: &[InstanceSpec], configured: &[InstanceSpec]) -> ReloadPlan
 
 #[cfg(test)]
 mod tests {
-    use std::{net::Ipv4Addr, time::Duration};
-
     use super::*;
-    use crate::{config::model::VirtualAddress, vrrp::fsm::Version};
+    use crate::vrrp::spec::tests::{spec_v4, vip};
 
     fn spec(name: &str, priority: u8, at: &str) -> InstanceSpec {
-        InstanceSpec {
-            name: name.into(),
-            interface: "eth0".into(),
-            ifindex: 2,
-            vrid: 51,
-            version: Version::V2,
-            priority,
-            advert_interval: Duration::from_secs(1),
-            preempt: true,
-            preempt_delay: Duration::ZERO,
-            start_as_master: false,
-            auth_pass: None,
-            addresses: vec![VirtualAddress {
-                address: "10.0.0.1".parse().unwrap(),
-                prefix_len: 24,
-                brd: None,
-                dev: None,
-                scope: None,
-                label: None,
-                options: Vec::new(),
-                at: at.into(),
-            }],
-            routes: Vec::new(),
-            rules: Vec::new(),
-            source: None,
-            unicast_peers: Vec::new(),
-            group: Ipv4Addr::new(224, 0, 0, 18).into(),
-            family: crate::config::Family::Ipv4,
-            v3_checksum_as_v2: false,
-            garp_repeat: 5,
-            garp_delay: Duration::from_secs(5),
-            garp_refresh: None,
-            garp_refresh_repeat: 1,
-            notify: Default::default(),
-            sync_group: None,
-            use_vmac: None,
-            vmac_xmit_base: false,
-        }
+        let mut address = vip("10.0.0.1/24");
+        address.at = at.into();
+        InstanceSpec { name: name.into(), priority, addresses: vec![address], ..spec_v4() }
     }
 
     #[test]

@@ -42,7 +42,14 @@ fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
 impl VrrpSocketV4 {
     /// `source`: the address adverts are sent from (unicast_src_ip, mcast_src_ip or the
     /// interface's primary address).
-    pub fn open(interface: &str, ifindex: u32, source: Ipv4Addr, group: Ipv4Addr, send_interface: &str) -> Result<VrrpSocketV4> {
+    pub fn open(
+        interface: &str,
+        ifindex: u32,
+        source: Ipv4Addr,
+        group: Ipv4Addr,
+        send_interface: &str,
+        send_index: u32,
+    ) -> Result<VrrpSocketV4> {
         let receiver = raw_vrrp_socket(interface)?;
         receiver
             .join_multicast_v4_n(&group, &socket2::InterfaceIndexOrAddress::Index(ifindex))
@@ -52,7 +59,6 @@ impl VrrpSocketV4 {
         sender.set_multicast_ttl_v4(255)?;
         sender.set_multicast_loop_v4(false)?;
         // By index: a socket bound to a vmac may not name the base interface's address.
-        let send_index = nix::net::if_::if_nametoindex(send_interface)?;
         let request = libc::ip_mreqn {
             imr_multiaddr: libc::in_addr { s_addr: 0 },
             imr_address: libc::in_addr { s_addr: 0 },
@@ -112,23 +118,22 @@ impl VrrpSocketV4 {
     }
 }
 
-/// A packet socket on one interface, for gratuitous ARP and unsolicited NA frames.
+/// A packet socket (bound to no interface), for gratuitous ARP frames.
 pub struct FrameSocket {
     socket: Socket,
-    ifindex: u32,
 }
 
 impl FrameSocket {
-    pub fn open(ifindex: u32) -> Result<FrameSocket> {
+    pub fn open() -> Result<FrameSocket> {
         let socket = Socket::new(Domain::PACKET, Type::RAW, None).context("opening a packet socket")?;
-        Ok(FrameSocket { socket, ifindex })
+        Ok(FrameSocket { socket })
     }
 
-    /// Sends a whole Ethernet frame (its first 6 bytes are the destination).
-    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+    /// Sends a whole Ethernet frame (its first 6 bytes are the destination) out of `ifindex`.
+    pub fn send(&self, ifindex: u32, frame: &[u8]) -> io::Result<()> {
         let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         address.sll_family = libc::AF_PACKET as u16;
-        address.sll_ifindex = self.ifindex as i32;
+        address.sll_ifindex = ifindex as i32;
         address.sll_halen = 6;
         address.sll_addr[..6].copy_from_slice(&frame[..6]);
         let sent = unsafe {
@@ -169,20 +174,6 @@ fn mac_via_ioctl(interface: &str) -> io::Result<String> {
     }
     let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
     Ok(data[..6].iter().map(|b| format!("{:02x}", *b as u8)).collect::<Vec<_>>().join(":"))
-}
-
-/// The first IPv4 address of the interface (the VRRP "primary address"), via getifaddrs.
-pub fn primary_ipv4(interface: &str) -> Result<Ipv4Addr> {
-    let addresses = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
-    for entry in addresses {
-        if entry.interface_name != interface {
-            continue;
-        }
-        if let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
-            return Ok(address.ip());
-        }
-    }
-    anyhow::bail!("interface {interface} has no IPv4 address to send VRRP adverts from")
 }
 
 /// RFC 9568 §5.1.2.2: ff02::12.
@@ -294,21 +285,4 @@ pub fn send_unsolicited_na(interface: &str, ifindex: u32, address: std::net::Ipv
     let all_nodes = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     socket.send_to(message, &SocketAddr::V6(std::net::SocketAddrV6::new(all_nodes, 0, 0, ifindex)).into())?;
     Ok(())
-}
-
-/// The interface's link-local IPv6 address: VRRPv3 over IPv6 sends from it (RFC 9568 §5.1.2.1).
-pub fn link_local_ipv6(interface: &str) -> Result<std::net::Ipv6Addr> {
-    let addresses = nix::ifaddrs::getifaddrs().context("listing interface addresses")?;
-    for entry in addresses {
-        if entry.interface_name != interface {
-            continue;
-        }
-        if let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in6()) {
-            let ip = address.ip();
-            if ip.segments()[0] & 0xffc0 == 0xfe80 {
-                return Ok(ip);
-            }
-        }
-    }
-    anyhow::bail!("interface {interface} has no IPv6 link-local address (yet) to send VRRP adverts from")
 }

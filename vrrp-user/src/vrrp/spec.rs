@@ -21,8 +21,10 @@ const GARP_DELAY_DEFAULT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct InstanceSpec {
     pub name: String,
+    /// Resolved to an index at run time, whenever it appears (it may not exist yet).
     pub interface: String,
-    pub ifindex: u32,
+    /// False with `dont_track_primary`: the interface going down is no FAULT.
+    pub track_primary: bool,
     pub vrid: u8,
     pub version: Version,
     pub priority: u8,
@@ -62,8 +64,6 @@ impl InstanceSpec {
     /// The runtime's view of an instance; an error says why one cannot run.
     pub fn from_config(instance: &VrrpInstance, global: &GlobalDefs, sync_group: Option<String>) -> Result<InstanceSpec> {
         let interface = instance.interface.clone().context("no interface")?;
-        let ifindex = nix::net::if_::if_nametoindex(interface.as_str())
-            .with_context(|| format!("interface {interface} does not exist"))?;
         let family = instance.family;
         let same_family = |address: &&IpAddr| crate::config::Family::of(address) == family;
         let group = match family {
@@ -82,7 +82,7 @@ impl InstanceSpec {
         Ok(InstanceSpec {
             name: instance.name.clone(),
             interface,
-            ifindex,
+            track_primary: !instance.dont_track_primary,
             vrid: instance.virtual_router_id.context("no virtual_router_id")?,
             version: if instance.version == 3 { Version::V3 } else { Version::V2 },
             priority: instance.priority,
@@ -132,3 +132,58 @@ impl InstanceSpec {
     }
 }
 
+
+#[cfg(test)]
+pub mod tests {
+    use std::{net::Ipv4Addr, time::Duration};
+
+    use super::*;
+
+    /// `ADDRESS/PREFIX` as a virtual_ipaddress line would give it.
+    pub fn vip(address: &str) -> VirtualAddress {
+        let (address, prefix) = address.split_once('/').unwrap_or((address, "32"));
+        VirtualAddress {
+            address: address.parse().unwrap(),
+            prefix_len: prefix.parse().unwrap(),
+            brd: None,
+            dev: None,
+            scope: None,
+            label: None,
+            options: Vec::new(),
+            at: String::new(),
+        }
+    }
+
+    /// VI_1 on eth0: VRID 51, v2, priority 100, advert_int 1, VIP 10.0.0.100/24.
+    pub fn spec_v4() -> InstanceSpec {
+        InstanceSpec {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            track_primary: true,
+            vrid: 51,
+            version: Version::V2,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            start_as_master: false,
+            auth_pass: None,
+            addresses: vec![vip("10.0.0.100/24")],
+            routes: Vec::new(),
+            rules: Vec::new(),
+            source: None,
+            unicast_peers: Vec::new(),
+            group: Ipv4Addr::new(224, 0, 0, 18).into(),
+            family: crate::config::Family::Ipv4,
+            v3_checksum_as_v2: false,
+            garp_repeat: 1,
+            garp_delay: Duration::from_secs(5),
+            garp_refresh: None,
+            garp_refresh_repeat: 1,
+            notify: Default::default(),
+            sync_group: None,
+            use_vmac: None,
+            vmac_xmit_base: false,
+        }
+    }
+}
