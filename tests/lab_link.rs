@@ -143,7 +143,7 @@ fn lab_a_master_whose_link_flaps_hands_over_to_keepalived_and_takes_back_with_pr
 }
 
 #[test]
-fn lab_an_interface_deleted_and_re_created_comes_back_to_its_election() -> Result<()> {
+fn lab_an_interface_deleted_and_re_created_comes_back_to_its_election_and_gets_the_guard_again() -> Result<()> {
     let mut lab = SwitchedVrrpLab::new()?;
     let _peer = lab.keepalived_on_peer(&instance_config("kxpeer", 3, 100, "0.1", "BACKUP", ""))?;
     let node = lab.keepxdp_on_node(&keepxdp_bin()?, &instance_config("kxnode", 3, 150, "0.1", "BACKUP", ""))?;
@@ -162,6 +162,15 @@ fn lab_an_interface_deleted_and_re_created_comes_back_to_its_election() -> Resul
     .with_context(|| node.child.log_text())?;
     let second_index = status(&node)?["vrrp"][0]["ifindex"].as_u64().context("no ifindex in the status")?;
     ensure!(second_index != first_index, "the re-created interface has a new index ({first_index} both times)");
+    // The data plane follows: the guard is attached to the new interface, its link pinned.
+    wait_for("the guard on the re-created interface", Duration::from_secs(3), || {
+        let attachments = status(&node)?["attachments"].clone();
+        Ok(attachments.as_array().is_some_and(|list| {
+            list.iter().any(|a| a["interface"] == "kxnode" && a["ifindex"].as_u64() == Some(second_index))
+        }) && xdp_on_node(&lab)?.is_some())
+    })
+    .with_context(|| format!("status: {:?}\nlog:\n{}", node.status_json(), node.child.log_text()))?;
+    ensure!(node.pin_dir.join("link_vrrp_guard_kxnode").exists(), "the new link is pinned");
     let mut node = node;
     node.child.check_running()?;
     Ok(())

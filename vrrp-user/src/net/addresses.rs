@@ -13,8 +13,6 @@ use crate::config::model::VirtualAddress;
 pub trait AddressTable: Send + Sync {
     fn add(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<()>> + Send;
     fn remove(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<()>> + Send;
-    /// Is the address on the interface now? (A keepxdp that crashed left its VIPs there.)
-    fn present(&self, ifindex: u32, address: &VirtualAddress) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// Told when a virtual address becomes local (before it is added) and stops being local
@@ -126,18 +124,12 @@ impl AddressTable for Netlink {
         }
         result
     }
-
-    async fn present(&self, ifindex: u32, address: &VirtualAddress) -> Result<bool> {
-        Ok(self.local_addresses().await?.contains(&(ifindex, address.address)))
-    }
 }
 
 /// A fake that records calls, for tests of the logic that drives the table.
 #[derive(Clone, Default)]
 pub struct RecordingTable {
     pub calls: Arc<Mutex<Vec<String>>>,
-    /// What `present` answers yes to: "ifindex address".
-    pub present: Arc<Mutex<Vec<String>>>,
 }
 
 impl AddressTable for RecordingTable {
@@ -149,9 +141,5 @@ impl AddressTable for RecordingTable {
     async fn remove(&self, ifindex: u32, address: &VirtualAddress) -> Result<()> {
         self.calls.lock().unwrap().push(format!("remove {ifindex} {}/{}", address.address, address.prefix_len));
         Ok(())
-    }
-
-    async fn present(&self, ifindex: u32, address: &VirtualAddress) -> Result<bool> {
-        Ok(self.present.lock().unwrap().contains(&format!("{ifindex} {}", address.address)))
     }
 }

@@ -14,5 +14,5 @@ pub use addresses::{AddressTable, Netlink, RecordingTable, VipHook};
 pub use interfaces::{Interfaces, LinkFacts, watch_interfaces};
 pub use routes::RouteTable;
 pub use neighbours::Neighbour;
-pub use watch::{NetEvent, Removed, watch_events, watch_removals};
+pub use watch::{NetEvent, watch_events};
 pub use xdp_mode::{XdpAttachMode, xdp_attach_mode};

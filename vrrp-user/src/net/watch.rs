@@ -1,8 +1,7 @@
 //! What the kernel announces about links, addresses and routes (rtnetlink multicast groups),
 //! as one broadcast of `NetEvent`s: instances wait for their interface and address with it,
 //! the daemon re-attaches the data plane to a re-created interface and follows route
-//! changes, and a virtual address another tool removes while Master is put back (keepalived
-//! #836, #2564: keepalived leaves the node Master without its address).
+//! changes, and a virtual address another tool removes while Master is put back.
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
@@ -18,13 +17,6 @@ use rtnetlink::{
     sys::{AsyncSocket, SocketAddr},
 };
 use tokio::sync::broadcast;
-
-/// An address removed from an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Removed {
-    pub ifindex: u32,
-    pub address: IpAddr,
-}
 
 /// One change the kernel announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,25 +99,6 @@ pub fn watch_events() -> Result<broadcast::Sender<NetEvent>> {
         }
     });
     Ok(sender)
-}
-
-/// Address deletions only, for the put-back rule.
-pub fn watch_removals(events: &broadcast::Sender<NetEvent>) -> broadcast::Sender<Removed> {
-    let (sender, _) = broadcast::channel(256);
-    let out = sender.clone();
-    let mut events = events.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(NetEvent::Address { ifindex, address, removed: true, .. }) => {
-                    let _ = out.send(Removed { ifindex, address });
-                }
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    sender
 }
 
 #[cfg(test)]

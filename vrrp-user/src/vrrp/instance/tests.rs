@@ -85,9 +85,6 @@ impl AddressTable for FakeKernel {
         Ok(())
     }
 
-    async fn present(&self, ifindex: u32, address: &VirtualAddress) -> Result<bool> {
-        Ok(self.interfaces.borrow().by_index(ifindex).is_some_and(|link| link.has(address.address)))
-    }
 }
 
 impl RouteTable for FakeKernel {
