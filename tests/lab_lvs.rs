@@ -119,7 +119,8 @@ struct Nat {
     _switch: Switch,
 }
 
-fn nat_lab() -> Result<Nat> {
+/// `gateway`: the real servers' default route (VI_GW's VIP, or the LB's own eth1 address).
+fn nat_lab(gateway: &str) -> Result<Nat> {
     let mut switch = Switch::new()?;
     let client = Netns::new("cl")?;
     let lb = Netns::new("lb")?;
@@ -135,7 +136,7 @@ fn nat_lab() -> Result<Nat> {
         let host = Netns::new(&format!("rs{n}"))?;
         switch.plug(&host, "eth0", &format!("10.1.0.1{n}/24"))?;
         full_checksums(&host, "eth0")?;
-        host.ip(&["route", "add", "default", "via", "10.1.0.254"])?;
+        host.ip(&["route", "add", "default", "via", gateway])?;
         servers.push(HttpServer::start(&host, "0.0.0.0:8080".parse()?, &format!("rs{n}"))?);
         rs.push(host);
     }
@@ -149,7 +150,7 @@ const GATEWAY: &str = "vrrp_instance VI_GW {\n  interface eth1\n  state MASTER\n
 fn lab_nat_spreads_300_requests_by_weight_translates_replies_and_a_reload_keeps_established_connections() -> Result<()> {
     require_root()?;
     let dir = tempfile::tempdir()?;
-    let lab = nat_lab()?;
+    let lab = nat_lab("10.1.0.254")?;
     let servers = [("10.1.0.11", 1), ("10.1.0.12", 1), ("10.1.0.13", 2)];
     let keepxdp = start(&lab.lb, dir.path(), &config("NAT", &servers, 8080, GATEWAY), &["10.1.0.11", "10.1.0.12", "10.1.0.13"])?;
     wait_for("the gateway VIP", Duration::from_secs(10), || holds(&lab.lb, "eth1", "10.1.0.254"))?;
@@ -215,5 +216,31 @@ fn lab_dr_established_connections_keep_flowing_while_keepxdp_restarts_over_a_kep
     let second = second.expect("started");
     ensure!(held == 12);
     ensure!(second.child.log_text().contains("replaced in place"), "{}", second.child.log_text());
+    Ok(())
+}
+
+/// A valid keepalived NAT setup with no vrrp_instance on the real servers' side: clients on
+/// eth0, real servers on eth1 with the LB's own eth1 address as their gateway. Their replies
+/// arrive on eth1, which keepxdp finds from the FIB and attaches to.
+#[test]
+fn lab_nat_two_armed_without_an_instance_on_the_real_servers_side_serves_http() -> Result<()> {
+    require_root()?;
+    let dir = tempfile::tempdir()?;
+    let lab = nat_lab("10.1.0.1")?;
+    let servers = [("10.1.0.11", 1), ("10.1.0.12", 1), ("10.1.0.13", 1)];
+    let keepxdp = start(&lab.lb, dir.path(), &config("NAT", &servers, 8080, ""), &["10.1.0.11", "10.1.0.12", "10.1.0.13"])?;
+    let seen = requests(&lab.client, 90, 20000)
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}\n{}", lvs_table(&keepxdp, &lab.lb).unwrap_or_default(), keepxdp.child.log_text()))?;
+    ensure!(seen.values().sum::<u32>() == 90 && seen.len() == 3, "{seen:?}");
+    let status: serde_json::Value = serde_json::from_str(&keepxdp.status_json()?)?;
+    let attached: Vec<&str> = status["attachments"].as_array().into_iter().flatten().filter_map(|a| a["interface"].as_str()).collect();
+    ensure!(attached.contains(&"eth0") && attached.contains(&"eth1"), "attachments: {attached:?}");
+    ensure!(
+        keepxdp.child.log_text().contains("for the replies of virtual_server"),
+        "keepxdp says why eth1 carries the data plane:\n{}",
+        keepxdp.child.log_text()
+    );
+    let table = lvs_table(&keepxdp, &lab.lb)?;
+    ensure!(table.contains("nat_reverse"), "replies are translated in XDP:\n{table}");
     Ok(())
 }

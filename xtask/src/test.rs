@@ -21,8 +21,21 @@ pub fn test() -> Result<()> {
     shell::run(
         shell::cargo()
             .env("KEEPXDP_BIN", &binary)
-            .args(["test", "-p", "keepxdp-tests", "--test", "lab_guard", "--test", "lab_config_interop", "--test", "lab_vrrp", "--test", "lab_lvs", "--test", "lab_check", "--test", "lab_link", "--", "--test-threads=1"]),
+            .args(["test", "-p", "keepxdp-tests"])
+            .args(LAB_TESTS.iter().flat_map(|name| ["--test", name]))
+            .args(["--", "--test-threads=1"]),
     )?;
     eprintln!("== all tests passed");
     Ok(())
 }
+
+/// The lab suites, run one test at a time (they share the machine's CPUs and timing matters).
+const LAB_TESTS: &[&str] = &[
+    "lab_guard",
+    "lab_config_interop",
+    "lab_vrrp",
+    "lab_lvs",
+    "lab_check",
+    "lab_link",
+    "lab_crash",
+];

@@ -47,7 +47,8 @@ impl Keepxdp {
         let socket = control_socket.clone();
         wait_for("keepxdp's control socket", Duration::from_secs(10), || {
             child.check_running()?;
-            Ok(socket.exists())
+            // Served, not just there: a killed keepxdp leaves its socket file behind.
+            Ok(std::os::unix::net::UnixStream::connect(&socket).is_ok())
         })?;
         Ok(Keepxdp { binary: binary.to_path_buf(), config_path, child, pin_dir, control_socket })
     }
