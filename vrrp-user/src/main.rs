@@ -57,6 +57,10 @@ enum Command {
         /// (needs a kernel with ip_vs).
         #[arg(long, value_enum, default_value = "xdp")]
         lb_backend: LbBackend,
+        /// Where keepalived's signals write their dumps: SIGUSR1 keepalived.data, SIGUSR2
+        /// keepalived.stats, SIGRTMIN+2 keepalived.json.
+        #[arg(long, default_value = keepxdp::ops::dump_files::DEFAULT_DUMP_DIR)]
+        dump_dir: PathBuf,
     },
     /// Print the balancer's services, real servers and counters from the pinned maps, like
     /// `ipvsadm -Ln --stats`.
@@ -129,6 +133,18 @@ fn main() -> ExitCode {
     if matches!(args.get(1).map(String::as_str), Some("-t" | "--config-test")) {
         args[1] = "check".into();
     }
+    if let Some(name) = args.get(1).and_then(|a| a.strip_prefix("--signum=")) {
+        return match keepxdp::ops::signals::signum(name) {
+            Ok(number) => {
+                println!("{number}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match execute(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(error) => {
@@ -181,13 +197,14 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             conntrack_entries,
             nat_entries,
             lb_backend,
+            dump_dir,
         } => {
             let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
             if !keepxdp::lvs::maglev::is_prime(maglev_size) {
                 anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lvs { pin_dir, control_socket, json } => {

@@ -5,6 +5,7 @@
 mod attach;
 mod balancer;
 pub use balancer::LbBackend;
+mod dumps;
 mod instances;
 mod lvs_scripts;
 mod statics;
@@ -13,16 +14,14 @@ use std::{collections::BTreeMap, fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tokio::{
-    signal::unix::{Signal, SignalKind, signal},
-    sync::broadcast,
-};
+use tokio::sync::broadcast;
 
 use crate::{
     bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, LoadOptions as DataplaneOptions, LvsLimits, ensure_bpffs, guard_entries},
     config::{self, Config, Diagnostics, LoadOptions},
     ctl::ControlSocket,
     net::NetEvent,
+    ops::signals::Request,
     vrrp::instance::InstanceStatus,
 };
 use instances::InstanceSet;
@@ -39,6 +38,8 @@ pub struct RunOptions {
     pub limits: LvsLimits,
     /// What forwards the virtual_servers.
     pub lb_backend: LbBackend,
+    /// Where keepalived's signals write their dumps (keepalived.data, .stats, .json).
+    pub dump_dir: PathBuf,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -117,6 +118,8 @@ struct Daemon {
     net_events: tokio::sync::broadcast::Sender<crate::net::NetEvent>,
     balancer: balancer::Balancer,
     reloads: u64,
+    /// Seconds since the Unix epoch.
+    started_at: f64,
 }
 
 impl Daemon {
@@ -268,6 +271,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
+        started_at: crate::ops::log::unix_now(),
         options,
     };
     let statics = statics::Statics::of(&model);
@@ -302,7 +306,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         "keepxdp ready"
     );
 
-    let mut signals = Signals::new()?;
+    let mut signals = crate::ops::signals::Signals::new()?;
     let mut net = daemon.net_events.subscribe();
     // Links and routes change in bursts: the attachments are looked at once the burst is over.
     let mut net_changed_at: Option<tokio::time::Instant> = None;
@@ -312,12 +316,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
         tokio::select! {
             Some(event) = health_events.recv() => daemon.balancer.health(event),
             _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink).await,
-            signal = signals.next() => match signal {
-                Received::Stop => break,
-                Received::Reload => {
+            request = signals.next() => match request {
+                Request::Stop => break,
+                Request::Reload => {
                     daemon.reload().await;
                     control.set_status(daemon.status()?);
                 }
+                request => daemon.dump(request),
             },
             _ = refresh.tick() => control.set_status(daemon.status()?),
             event = net.recv() => match event {
@@ -360,33 +365,4 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(3600)
-}
-
-enum Received {
-    Stop,
-    Reload,
-}
-
-struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> Received {
-        tokio::select! {
-            _ = self.terminate.recv() => { tracing::info!("SIGTERM: stopping"); Received::Stop }
-            _ = self.interrupt.recv() => { tracing::info!("SIGINT: stopping"); Received::Stop }
-            _ = self.hangup.recv() => { tracing::info!("SIGHUP: reloading"); Received::Reload }
-        }
-    }
 }

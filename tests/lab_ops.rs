@@ -1,0 +1,57 @@
+//! keepxdp run as keepalived is: every signal keepalived's users send leaves it running and
+//! does what keepalived does (SIGUSR1 the data dump, SIGUSR2 the stats, SIGRTMIN+2 the JSON
+//! dump, SIGHUP a reload), its state changes logged in keepalived's words.
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result, ensure};
+use keepxdp_lab::{
+    keepxdp::Keepxdp,
+    process::wait_for,
+    vrrp_lab::{VrrpLab, instance_config},
+};
+use keepxdp_tests::keepxdp_bin;
+
+fn send(keepxdp: &Keepxdp, signal: i32) -> Result<()> {
+    // SAFETY: kill(2) on our own child's pid.
+    ensure!(unsafe { libc::kill(keepxdp.child.pid() as i32, signal) } == 0, "kill {signal}: {}", std::io::Error::last_os_error());
+    Ok(())
+}
+
+/// Sends `signal`, waits for `file` to be (re)written, and checks keepxdp is still there.
+fn dump(keepxdp: &mut Keepxdp, dir: &Path, signal: i32, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    let _ = std::fs::remove_file(&path);
+    send(keepxdp, signal)?;
+    wait_for(&format!("{file} after signal {signal}"), Duration::from_secs(3), || Ok(path.exists()))
+        .with_context(|| keepxdp.child.log_text())?;
+    keepxdp.child.check_running()?;
+    Ok(std::fs::read_to_string(&path)?)
+}
+
+#[test]
+fn lab_keepalived_signals_write_dumps_and_leave_keepxdp_running() -> Result<()> {
+    let lab = VrrpLab::new()?;
+    let dumps = lab.dir.path().join("dumps");
+    std::fs::create_dir(&dumps)?;
+    let config = instance_config("kxnode", 3, 100, "0.1", "BACKUP", "");
+    let mut node = Keepxdp::start_with(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config, &["--dump-dir", dumps.to_str().unwrap()])?;
+    wait_for("keepxdp Master, alone", Duration::from_secs(5), || lab.node_holds_vip())?;
+
+    let data = dump(&mut node, &dumps, libc::SIGUSR1, "keepalived.data")?;
+    ensure!(data.lines().any(|l| l == " VRRP Instance = VI_51") && data.lines().any(|l| l == "   State = MASTER"), "{data}");
+    let stats = dump(&mut node, &dumps, libc::SIGUSR2, "keepalived.stats")?;
+    ensure!(stats.starts_with("VRRP Instance: VI_51\n  Advertisements:\n"), "{stats}");
+    let json: serde_json::Value = serde_json::from_str(&dump(&mut node, &dumps, libc::SIGRTMIN() + 2, "keepalived.json")?)?;
+    ensure!(json[0]["data"]["iname"] == "VI_51" && json[0]["data"]["state"] == 2, "{json}");
+    ensure!(json[0]["stats"]["advert_sent"].as_u64() > Some(0) && json[0]["stats"]["become_master"] == 1, "{json}");
+
+    // STATS_CLEAR and a reload: still running, still Master.
+    send(&node, libc::SIGRTMAX() - 1)?;
+    send(&node, libc::SIGHUP)?;
+    wait_for("the reload logged", Duration::from_secs(3), || Ok(node.child.log_text().contains("configuration reloaded")))?;
+    node.child.check_running()?;
+    ensure!(lab.node_holds_vip()?, "the VIP went away");
+    let log = node.child.log_text();
+    ensure!(log.contains("(VI_51) Entering BACKUP STATE") && log.contains("(VI_51) Entering MASTER STATE"), "{log}");
+    node.stop()
+}

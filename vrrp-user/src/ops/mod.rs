@@ -1,0 +1,5 @@
+//! Running keepxdp the way keepalived is run: its signals and dump files, its log wording.
+pub mod dump;
+pub mod dump_files;
+pub mod log;
+pub mod signals;
