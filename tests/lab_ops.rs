@@ -55,3 +55,28 @@ fn lab_keepalived_signals_write_dumps_and_leave_keepxdp_running() -> Result<()> 
     ensure!(log.contains("(VI_51) Entering BACKUP STATE") && log.contains("(VI_51) Entering MASTER STATE"), "{log}");
     node.stop()
 }
+
+#[test]
+fn lab_keepalived_command_line_writes_a_pid_file_and_a_second_keepxdp_is_refused_before_loading() -> Result<()> {
+    let lab = VrrpLab::new()?;
+    let pid_file = lab.dir.path().join("run/keepalived.pid");
+    let config = instance_config("kxnode", 3, 100, "0.1", "BACKUP", "");
+    let binary = keepxdp_bin()?;
+    let mut node = Keepxdp::start_with(&binary, &lab.node, lab.dir.path(), &config, &["-n", "-D", "-l", "-p", pid_file.to_str().unwrap()])?;
+    let pid = node.child.pid().to_string();
+    ensure!(std::fs::read_to_string(&pid_file)?.trim() == pid, "pid file");
+
+    // keepalived's spelling, no subcommand, own pin dir and socket: the pid file stops it.
+    let other_pins = lab.dir.path().join("pins-second");
+    let mut second = lab.node.command(binary.to_str().unwrap());
+    second.args(["--dont-fork", "-f", node.config_path.to_str().unwrap(), "-p", pid_file.to_str().unwrap(), "--pin-dir", other_pins.to_str().unwrap()]);
+    second.args(["--control-socket", lab.dir.path().join("second.sock").to_str().unwrap()]);
+    let out = second.output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success() && stderr.contains(&format!("already running (pid {pid})")), "{stderr}");
+    ensure!(!stderr.contains("XDP") && !other_pins.exists(), "loaded something before refusing: {stderr}");
+    node.child.check_running()?;
+    node.stop()?;
+    ensure!(!pid_file.exists(), "the pid file outlived a clean stop");
+    Ok(())
+}

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub lb_backend: LbBackend,
     /// Where keepalived's signals write their dumps (keepalived.data, .stats, .json).
     pub dump_dir: PathBuf,
+    /// keepalived's options (pid files, -P / -C).
+    pub keepalived: crate::ops::keepalived_args::KeepalivedFlags,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -66,7 +68,10 @@ fn read_config(options: &RunOptions, strict: bool) -> Result<Config> {
     }
     let usable = if strict { !loaded.diagnostics.has_errors() } else { !loaded.diagnostics.fatal };
     match loaded.config {
-        Some(model) if usable => Ok(model),
+        Some(mut model) if usable => {
+            crate::ops::keepalived_args::restrict(&options.keepalived, &mut model);
+            Ok(model)
+        }
         _ => Err(UnusableConfig { path: options.config.clone(), diagnostics: loaded.diagnostics }.into()),
     }
 }
@@ -248,6 +253,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let model = read_config(&options, false)?;
     // Before anything is loaded: a second keepxdp would take over the first one's links.
     crate::ctl::ensure_not_served(&options.control_socket)?;
+    let _pid_files = crate::ops::pidfile::PidFiles::claim(&options.keepalived.pid_files())?;
+    for note in options.keepalived.notes() {
+        tracing::info!("{note}");
+    }
     if model.vrrp_instances.is_empty() {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }

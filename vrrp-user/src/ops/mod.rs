@@ -3,3 +3,6 @@ pub mod dump;
 pub mod dump_files;
 pub mod log;
 pub mod signals;
+pub mod keepalived_args;
+pub mod pidfile;
+pub mod logging;
