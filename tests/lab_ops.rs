@@ -80,3 +80,60 @@ fn lab_keepalived_command_line_writes_a_pid_file_and_a_second_keepxdp_is_refused
     ensure!(!pid_file.exists(), "the pid file outlived a clean stop");
     Ok(())
 }
+
+/// The states keepxdp sent to a fake systemd's notify socket so far.
+fn notified(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buffer) {
+        seen.extend(String::from_utf8_lossy(&buffer[..n]).lines().filter(|l| !l.starts_with("STATUS=") && !l.starts_with("MONOTONIC_USEC=")).map(String::from));
+    }
+    seen
+}
+
+#[test]
+fn lab_systemd_hears_ready_reloading_ready_watchdog_and_stopping() -> Result<()> {
+    let lab = VrrpLab::new()?;
+    let path = lab.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path)?;
+    socket.set_nonblocking(true)?;
+    let config = instance_config("kxnode", 3, 100, "0.1", "BACKUP", "");
+    let env = [("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "200000")];
+    let mut node = Keepxdp::start_with_env(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config, &[], &env)?;
+    let mut seen = Vec::new();
+    wait_for("READY=1", Duration::from_secs(3), || {
+        seen.extend(notified(&socket));
+        Ok(seen.iter().any(|s| s == "READY=1"))
+    })?;
+    send(&node, libc::SIGHUP)?;
+    wait_for("RELOADING=1 then READY=1, and WATCHDOG=1", Duration::from_secs(3), || {
+        seen.extend(notified(&socket));
+        Ok(seen.iter().filter(|s| *s == "READY=1").count() == 2 && seen.iter().any(|s| s == "WATCHDOG=1"))
+    })
+    .with_context(|| format!("{seen:?}"))?;
+    node.stop()?;
+    seen.extend(notified(&socket));
+    let order: Vec<&str> = seen.iter().map(String::as_str).filter(|s| *s != "WATCHDOG=1").collect();
+    ensure!(order == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], "{seen:?}");
+    Ok(())
+}
+
+#[test]
+fn lab_the_unit_file_passes_systemd_analyze_verify() -> Result<()> {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/keepxdp.service"))?;
+    for line in ["Type=notify", "Restart=always", "ExecStartPre=/usr/sbin/keepxdp -t $DAEMON_ARGS", "ExecReload=/bin/kill -HUP $MAINPID", "Conflicts=keepalived.service", "WatchdogSec=10s"] {
+        ensure!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    let dir = tempfile::tempdir()?;
+    let verify = |text: &str| -> Result<std::process::Output> {
+        let path = dir.path().join("keepxdp.service");
+        std::fs::write(&path, text)?;
+        // The man page is checked by the .deb's test, where it is installed.
+        Ok(std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output()?)
+    };
+    let out = verify(&unit.replace("/usr/sbin/keepxdp", keepxdp_bin()?.to_str().unwrap()))?;
+    ensure!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The verifier judges: a missing binary fails.
+    ensure!(!verify(&unit.replace("/usr/sbin/keepxdp", "/nonexistent/keepxdp"))?.status.success(), "verify passed a missing binary");
+    Ok(())
+}

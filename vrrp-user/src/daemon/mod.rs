@@ -314,6 +314,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
         control_socket = %daemon.options.control_socket.display(),
         "keepxdp ready"
     );
+    let systemd = crate::ops::systemd::Systemd::from_env();
+    systemd.ready(&format!("{} VRRP instance(s), data plane attached", daemon.guarded.len()));
+    let mut watchdog = tokio::time::interval(systemd.watchdog_every().unwrap_or(Duration::from_secs(3600)));
 
     let mut signals = crate::ops::signals::Signals::new()?;
     let mut net = daemon.net_events.subscribe();
@@ -328,12 +331,15 @@ pub async fn run(options: RunOptions) -> Result<()> {
             request = signals.next() => match request {
                 Request::Stop => break,
                 Request::Reload => {
+                    systemd.reloading();
                     daemon.reload().await;
                     control.set_status(daemon.status()?);
+                    systemd.ready("configuration reloaded");
                 }
                 request => daemon.dump(request),
             },
             _ = refresh.tick() => control.set_status(daemon.status()?),
+            _ = watchdog.tick() => systemd.watchdog(),
             event = net.recv() => match event {
                 Ok(NetEvent::Link { .. } | NetEvent::Route) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     net_changed_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(100));
@@ -348,6 +354,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         }
     }
 
+    systemd.stopping();
     if daemon.options.keep_dataplane {
         daemon.balancer.freeze_vip_state();
     }

@@ -6,3 +6,4 @@ pub mod signals;
 pub mod keepalived_args;
 pub mod pidfile;
 pub mod logging;
+pub mod systemd;
