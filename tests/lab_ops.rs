@@ -45,6 +45,22 @@ fn lab_keepalived_signals_write_dumps_and_leave_keepxdp_running() -> Result<()> 
     ensure!(json[0]["data"]["iname"] == "VI_51" && json[0]["data"]["state"] == 2, "{json}");
     ensure!(json[0]["stats"]["advert_sent"].as_u64() > Some(0) && json[0]["stats"]["become_master"] == 1, "{json}");
 
+    // A broken file is refused and counted apart, its reason kept.
+    let good = std::fs::read_to_string(&node.config_path)?;
+    std::fs::write(&node.config_path, "vrrp_instance VI_51 {\n  priority 999\n")?;
+    send(&node, libc::SIGHUP)?;
+    wait_for("the refused reload in status", Duration::from_secs(3), || {
+        let status: serde_json::Value = serde_json::from_str(&node.status_json()?)?;
+        Ok(status["reloads_refused"] == 1 && status["reloads"] == 0 && status["last_reload_refusal"].is_string())
+    })?;
+    ensure!(node.status_table()?.contains("reloads 0, refused 1"), "{}", node.status_table()?);
+    std::fs::write(&node.config_path, good)?;
+    // A user who is not root is told why `keepxdp status` cannot read the socket.
+    let socket = node.control_socket.to_str().unwrap();
+    let denied = std::process::Command::new("runuser").args(["-u", "nobody", "--", node.binary.to_str().unwrap(), "status", "--control-socket", socket]).output()?;
+    let said = String::from_utf8_lossy(&denied.stderr);
+    ensure!(!denied.status.success() && said.contains("permission denied: the control socket"), "{said}");
+
     // STATS_CLEAR and a reload: still running, still Master.
     send(&node, libc::SIGRTMAX() - 1)?;
     send(&node, libc::SIGHUP)?;

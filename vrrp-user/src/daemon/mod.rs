@@ -104,6 +104,12 @@ struct Status<'a> {
     /// `balancer::UpdateLatency`).
     lvs_update_latency_us: balancer::UpdateLatencySummary,
     reloads: u64,
+    version: &'static str,
+    /// Seconds since the Unix epoch.
+    started_at: f64,
+    /// SIGHUPs whose file was refused (the running configuration kept), and why the last was.
+    reloads_refused: u64,
+    last_reload_refusal: Option<&'a str>,
 }
 
 /// Everything `run` keeps between signals.
@@ -123,6 +129,8 @@ struct Daemon {
     net_events: tokio::sync::broadcast::Sender<crate::net::NetEvent>,
     balancer: balancer::Balancer,
     reloads: u64,
+    reloads_refused: u64,
+    last_reload_refusal: Option<String>,
     /// Seconds since the Unix epoch.
     started_at: f64,
 }
@@ -141,6 +149,10 @@ impl Daemon {
             lvs: &lvs,
             lvs_update_latency_us: self.balancer.update_latency(),
             reloads: self.reloads,
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: self.started_at,
+            reloads_refused: self.reloads_refused,
+            last_reload_refusal: self.last_reload_refusal.as_deref(),
         })?)
     }
 
@@ -230,6 +242,8 @@ impl Daemon {
             Ok(model) => model,
             Err(error) => {
                 tracing::error!("reload refused, the running configuration is unchanged: {error:#}");
+                self.reloads_refused += 1;
+                self.last_reload_refusal = Some(format!("{error:#}"));
                 return;
             }
         };
@@ -280,6 +294,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
+        reloads_refused: 0,
+        last_reload_refusal: None,
         started_at: crate::ops::log::unix_now(),
         options,
     };
