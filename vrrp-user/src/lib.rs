@@ -12,5 +12,6 @@ pub mod ctl;
 pub mod daemon;
 pub mod lvs;
 pub mod net;
+pub mod ops;
 pub mod track;
 pub mod vrrp;

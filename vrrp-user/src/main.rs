@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 use keepxdp::{
     bpf::{LvsLimits, format_table, read_guard_stats},
     config::{self, LoadOptions},
+    ops::keepalived_args::{Invocation, KeepalivedFlags},
     ctl::{read_status, status_table},
     daemon::{LbBackend, RunOptions, UnusableConfig, run},
 };
-use tracing_subscriber::EnvFilter;
 use vrrp_common::pins::DEFAULT_PIN_DIR;
 
 const DEFAULT_CONTROL_SOCKET: &str = "/run/keepxdp.sock";
@@ -57,6 +57,12 @@ enum Command {
         /// (needs a kernel with ip_vs).
         #[arg(long, value_enum, default_value = "xdp")]
         lb_backend: LbBackend,
+        /// Where keepalived's signals write their dumps: SIGUSR1 keepalived.data, SIGUSR2
+        /// keepalived.stats, SIGRTMIN+2 keepalived.json.
+        #[arg(long, default_value = keepxdp::ops::dump_files::DEFAULT_DUMP_DIR)]
+        dump_dir: PathBuf,
+        #[command(flatten)]
+        keepalived: KeepalivedFlags,
     },
     /// Print the balancer's services, real servers and counters from the pinned maps, like
     /// `ipvsadm -Ln --stats`.
@@ -96,6 +102,8 @@ enum Command {
         /// Print the resolved model as JSON on stdout.
         #[arg(long)]
         dump: bool,
+        #[command(flatten)]
+        keepalived: KeepalivedFlags,
     },
     /// Show a running keepxdp's state: VRRP instances, guard attachments.
     Status {
@@ -119,17 +127,24 @@ fn main() -> ExitCode {
     // probe each per second, and the default left ~20 MiB of freed memory resident.
     // SAFETY: mallopt is a plain libc tuning call, made before any other thread exists.
     unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 128 * 1024) };
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    // keepalived's spelling of a config check: `keepalived -t -f FILE`.
-    let mut args: Vec<String> = std::env::args().collect();
-    if matches!(args.get(1).map(String::as_str), Some("-t" | "--config-test")) {
-        args[1] = "check".into();
+    // keepalived's spelling (`keepxdp -f FILE -t`, `keepxdp -n -D -p PIDFILE`, `--signum=NAME`).
+    let args = match keepxdp::ops::keepalived_args::rewrite(std::env::args().collect()) {
+        Invocation::Signum(name) => return signum(&name),
+        Invocation::Args(args) => args,
+    };
+    let cli = Cli::parse_from(args);
+    let flags = match &cli.command {
+        Command::Run { keepalived, .. } | Command::Check { keepalived, .. } => keepalived.clone(),
+        _ => KeepalivedFlags::default(),
+    };
+    keepxdp::ops::logging::init(&flags);
+    if let Some(namespace) = &flags.namespace
+        && let Err(error) = enter_namespace(namespace)
+    {
+        eprintln!("keepxdp: error: {error:#}");
+        return ExitCode::FAILURE;
     }
-    match execute(Cli::parse_from(args)) {
+    match execute(cli) {
         Ok(code) => code,
         Err(error) => {
             if let Some(unusable) = error.downcast_ref::<UnusableConfig>() {
@@ -141,6 +156,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--signum=NAME`: the signal's number, as `keepalived --signum` prints it.
+fn signum(name: &str) -> ExitCode {
+    match keepxdp::ops::signals::signum(name) {
+        Ok(number) => {
+            println!("{number}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// keepalived's `-s NETNS`: run inside /run/netns/NETNS (before any thread or socket exists).
+fn enter_namespace(name: &str) -> Result<()> {
+    use anyhow::Context as _;
+    let path = std::path::Path::new("/run/netns").join(name);
+    let file = std::fs::File::open(&path).with_context(|| format!("network namespace {name}: opening {}", path.display()))?;
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).with_context(|| format!("entering network namespace {name}"))?;
+    Ok(())
 }
 
 fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCode> {
@@ -181,13 +219,15 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             conntrack_entries,
             nat_entries,
             lb_backend,
+            dump_dir,
+            keepalived,
         } => {
             let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
             if !keepxdp::lvs::maglev::is_prime(maglev_size) {
                 anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lvs { pin_dir, control_socket, json } => {
@@ -209,7 +249,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             print!("{}", keepxdp::lvs::ipvs::to_keepalived(&socket.table()?));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config, config_id, dump } => check(config, config_id, dump),
+        Command::Check { config, config_id, dump, keepalived: _ } => check(config, config_id, dump),
         Command::GuardStats { pin_dir, json } => {
             let rows = read_guard_stats(&pin_dir)?;
             if json {
@@ -228,5 +268,31 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        let args = line.split_whitespace().map(String::from).collect();
+        let Invocation::Args(args) = keepxdp::ops::keepalived_args::rewrite(args) else { panic!("not args") };
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    #[test]
+    fn keepalived_command_lines_parse_into_run_and_check() {
+        let Command::Check { config, keepalived, .. } = parse("keepxdp -f /etc/k.conf -t -D").command else { panic!("not check") };
+        assert_eq!(config, PathBuf::from("/etc/k.conf"));
+        assert!(keepalived.log_detail);
+        let Command::Run { config, pin_dir, keepalived, .. } =
+            parse("keepxdp --dont-fork --log-console -D -S 0 -p /run/k.pid -f /etc/k.conf --pin-dir /sys/fs/bpf/x").command
+        else {
+            panic!("not run")
+        };
+        assert_eq!((config, pin_dir), (PathBuf::from("/etc/k.conf"), PathBuf::from("/sys/fs/bpf/x")));
+        assert_eq!(keepalived.pid_files(), [PathBuf::from("/run/k.pid")]);
+        assert!(matches!(parse("keepxdp run -n -P -f k.conf").command, Command::Run { keepalived: KeepalivedFlags { vrrp_only: true, .. }, .. }));
     }
 }

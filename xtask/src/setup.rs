@@ -24,6 +24,8 @@ const APT_PACKAGES: &[&str] = &[
     // Balancer labs turn veth checksum offload off (XDP forwards frames whose checksum the
     // sender's veth never filled in).
     "ethtool",
+    // `systemd-analyze verify` on contrib/keepxdp.service (systemd need not be PID 1).
+    "systemd",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -30,6 +30,11 @@ impl Keepxdp {
 
     /// `start` with more `keepxdp run` options (`--keep-dataplane`, ...).
     pub fn start_with(binary: &Path, netns: &Netns, dir: &Path, config: &str, extra: &[&str]) -> Result<Keepxdp> {
+        Self::start_with_env(binary, netns, dir, config, extra, &[])
+    }
+
+    /// `start_with`, with these environment variables set (NOTIFY_SOCKET, ...).
+    pub fn start_with_env(binary: &Path, netns: &Netns, dir: &Path, config: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Keepxdp> {
         let config_path = dir.join(format!("keepxdp-{}.conf", netns.name));
         std::fs::write(&config_path, config)?;
         let pin_dir = dir.join(format!("pins-{}", netns.name));
@@ -42,7 +47,8 @@ impl Keepxdp {
             .arg(&pin_dir)
             .arg("--control-socket")
             .arg(&control_socket)
-            .args(extra);
+            .args(extra)
+            .envs(env.iter().copied());
         let mut child = ChildGuard::spawn("keepxdp", command, &dir.join(format!("keepxdp-{}.log", netns.name)))?;
         let socket = control_socket.clone();
         wait_for("keepxdp's control socket", Duration::from_secs(10), || {

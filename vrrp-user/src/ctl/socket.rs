@@ -71,8 +71,15 @@ pub fn ensure_not_served(path: &Path) -> Result<()> {
 
 /// Client side: the status document a running keepxdp serves on `path`.
 pub fn read_status(path: &Path) -> Result<String> {
-    let mut stream = UnixStream::connect(path)
-        .with_context(|| format!("connecting to {} (is keepxdp running with --control-socket {}?)", path.display(), path.display()))?;
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            anyhow::bail!("permission denied: the control socket {} is root-only (run this as root)", path.display())
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("connecting to {} (is keepxdp running with --control-socket {}?)", path.display(), path.display()));
+        }
+    };
     let mut document = String::new();
     stream.read_to_string(&mut document)?;
     Ok(document)

@@ -14,17 +14,30 @@ fn text(value: &Value) -> String {
 pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
     let status: Value = serde_json::from_str(document)?;
     let mut out = String::new();
-    let _ = writeln!(out, "keepxdp pid {}, config {}, reloads {}", text(&status["pid"]), text(&status["config"]), text(&status["reloads"]));
+    let now = crate::ops::log::unix_now();
     let _ = writeln!(
         out,
-        "{:<16} {:<12} {:>4} {:<7} {:>8}  {:<26} {:>8} {:>8} {:>9}",
-        "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIORITY", "MASTER", "SENT", "RECEIVED", "DISCARDED"
+        "keepxdp {} pid {}, up {}, config {}, reloads {}, refused {}",
+        text(&status["version"]),
+        text(&status["pid"]),
+        ago(now, &status["started_at"]),
+        text(&status["config"]),
+        text(&status["reloads"]),
+        text(&status["reloads_refused"])
+    );
+    if let Some(reason) = status["last_reload_refusal"].as_str() {
+        let _ = writeln!(out, "last reload refused: {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<12} {:>4} {:<7} {:>8}  {:<26} {:>8} {:>8} {:>9}  {}",
+        "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIORITY", "MASTER", "SENT", "RECEIVED", "DISCARDED", "LAST CHANGE"
     );
     for instance in status["vrrp"].as_array().into_iter().flatten() {
         let discarded: u64 = instance["discarded"].as_object().map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
         let _ = writeln!(
             out,
-            "{:<16} {:<12} {:>4} {:<7} {:>8}  {:<26} {:>8} {:>8} {:>9}",
+            "{:<16} {:<12} {:>4} {:<7} {:>8}  {:<26} {:>8} {:>8} {:>9}  {}",
             text(&instance["name"]),
             text(&instance["interface"]),
             text(&instance["vrid"]),
@@ -33,7 +46,11 @@ pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
             text(&instance["master"]),
             text(&instance["adverts_sent"]),
             text(&instance["adverts_received"]),
-            discarded
+            discarded,
+            match instance["last_transition"] {
+                Value::Null => "-".to_string(),
+                ref at => format!("{} ago", ago(now, at)),
+            }
         );
     }
     for tracker in status["trackers"].as_array().into_iter().flatten() {
@@ -46,6 +63,19 @@ pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
         real_servers(&mut out, services);
     }
     Ok(out)
+}
+
+/// `3d4h`, `2h5m`, `4m10s`, `12s`: from `at` (seconds since the epoch) to `now`.
+fn ago(now: f64, at: &Value) -> String {
+    let Some(at) = at.as_f64() else { return "-".into() };
+    let seconds = (now - at).max(0.0) as u64;
+    let (d, h, m, s) = (seconds / 86400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
 }
 
 /// `TCP 10.0.0.1:80`, `UDP [2001:db8::1]:53`.
@@ -136,11 +166,28 @@ mod tests {
             "attachments":[{"interface":"eth0","ifindex":2,"mode":"native"}]}"#;
         let table = status_table(document).unwrap();
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "keepxdp pid 7, config /etc/k.conf, reloads 1");
+        assert_eq!(lines[0], "keepxdp - pid 7, up -, config /etc/k.conf, reloads 1, refused -");
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(cells, ["VI_1", "eth0", "51", "Master", "150", "10.0.0.2", "9", "3", "3"]);
+        assert_eq!(cells, ["VI_1", "eth0", "51", "Master", "150", "10.0.0.2", "9", "3", "3", "-"]);
         assert_eq!(lines[3], "guard on eth0 (ifindex 2, native XDP)");
         assert!(!table.contains("Real servers"), "no lvs section without services");
+    }
+
+    #[test]
+    fn version_uptime_refusals_and_last_change() {
+        let now = crate::ops::log::unix_now();
+        let document = format!(
+            r#"{{"version":"0.1.0","pid":7,"config":"k.conf","reloads":2,"reloads_refused":1,"started_at":{},
+               "last_reload_refusal":"k.conf cannot be used (1 error(s))",
+               "vrrp":[{{"name":"VI_1","state":"Backup","last_transition":{}}}]}}"#,
+            now - 3725.0,
+            now - 12.0
+        );
+        let table = status_table(&document).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "keepxdp 0.1.0 pid 7, up 1h2m, config k.conf, reloads 2, refused 1");
+        assert_eq!(lines[1], "last reload refused: k.conf cannot be used (1 error(s))");
+        assert!(lines[3].ends_with("12s ago") || lines[3].ends_with("13s ago"), "{}", lines[3]);
     }
 
     #[test]

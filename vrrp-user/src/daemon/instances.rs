@@ -244,6 +244,11 @@ impl InstanceSet {
         self.trackers.as_ref().map(Trackers::readings).unwrap_or_default()
     }
 
+    /// Each instance's definition and state, for the dumps keepalived's signals ask for.
+    pub fn specs_and_statuses(&self) -> Vec<(InstanceSpec, InstanceStatus)> {
+        self.running.values().map(|r| (r.spec.clone(), r.status.borrow().clone())).collect()
+    }
+
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.running.values().map(|r| r.status.borrow().clone()).collect()
     }

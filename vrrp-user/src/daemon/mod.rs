@@ -5,6 +5,7 @@
 mod attach;
 mod balancer;
 pub use balancer::LbBackend;
+mod dumps;
 mod instances;
 mod lvs_scripts;
 mod statics;
@@ -13,16 +14,14 @@ use std::{collections::BTreeMap, fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tokio::{
-    signal::unix::{Signal, SignalKind, signal},
-    sync::broadcast,
-};
+use tokio::sync::broadcast;
 
 use crate::{
     bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, LoadOptions as DataplaneOptions, LvsLimits, ensure_bpffs, guard_entries},
     config::{self, Config, Diagnostics, LoadOptions},
     ctl::ControlSocket,
     net::NetEvent,
+    ops::signals::Request,
     vrrp::instance::InstanceStatus,
 };
 use instances::InstanceSet;
@@ -39,6 +38,10 @@ pub struct RunOptions {
     pub limits: LvsLimits,
     /// What forwards the virtual_servers.
     pub lb_backend: LbBackend,
+    /// Where keepalived's signals write their dumps (keepalived.data, .stats, .json).
+    pub dump_dir: PathBuf,
+    /// keepalived's options (pid files, -P / -C).
+    pub keepalived: crate::ops::keepalived_args::KeepalivedFlags,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -65,7 +68,10 @@ fn read_config(options: &RunOptions, strict: bool) -> Result<Config> {
     }
     let usable = if strict { !loaded.diagnostics.has_errors() } else { !loaded.diagnostics.fatal };
     match loaded.config {
-        Some(model) if usable => Ok(model),
+        Some(mut model) if usable => {
+            crate::ops::keepalived_args::restrict(&options.keepalived, &mut model);
+            Ok(model)
+        }
         _ => Err(UnusableConfig { path: options.config.clone(), diagnostics: loaded.diagnostics }.into()),
     }
 }
@@ -98,6 +104,12 @@ struct Status<'a> {
     /// `balancer::UpdateLatency`).
     lvs_update_latency_us: balancer::UpdateLatencySummary,
     reloads: u64,
+    version: &'static str,
+    /// Seconds since the Unix epoch.
+    started_at: f64,
+    /// SIGHUPs whose file was refused (the running configuration kept), and why the last was.
+    reloads_refused: u64,
+    last_reload_refusal: Option<&'a str>,
 }
 
 /// Everything `run` keeps between signals.
@@ -117,6 +129,10 @@ struct Daemon {
     net_events: tokio::sync::broadcast::Sender<crate::net::NetEvent>,
     balancer: balancer::Balancer,
     reloads: u64,
+    reloads_refused: u64,
+    last_reload_refusal: Option<String>,
+    /// Seconds since the Unix epoch.
+    started_at: f64,
 }
 
 impl Daemon {
@@ -133,6 +149,10 @@ impl Daemon {
             lvs: &lvs,
             lvs_update_latency_us: self.balancer.update_latency(),
             reloads: self.reloads,
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: self.started_at,
+            reloads_refused: self.reloads_refused,
+            last_reload_refusal: self.last_reload_refusal.as_deref(),
         })?)
     }
 
@@ -222,6 +242,8 @@ impl Daemon {
             Ok(model) => model,
             Err(error) => {
                 tracing::error!("reload refused, the running configuration is unchanged: {error:#}");
+                self.reloads_refused += 1;
+                self.last_reload_refusal = Some(format!("{error:#}"));
                 return;
             }
         };
@@ -245,6 +267,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let model = read_config(&options, false)?;
     // Before anything is loaded: a second keepxdp would take over the first one's links.
     crate::ctl::ensure_not_served(&options.control_socket)?;
+    let _pid_files = crate::ops::pidfile::PidFiles::claim(&options.keepalived.pid_files())?;
+    for note in options.keepalived.notes() {
+        tracing::info!("{note}");
+    }
     if model.vrrp_instances.is_empty() {
         tracing::warn!(config = %options.config.display(), "no vrrp_instance in the configuration");
     }
@@ -268,6 +294,9 @@ pub async fn run(options: RunOptions) -> Result<()> {
         statics: statics::Statics::default(),
         netlink: crate::net::Netlink::connect()?,
         reloads: 0,
+        reloads_refused: 0,
+        last_reload_refusal: None,
+        started_at: crate::ops::log::unix_now(),
         options,
     };
     let statics = statics::Statics::of(&model);
@@ -301,8 +330,11 @@ pub async fn run(options: RunOptions) -> Result<()> {
         control_socket = %daemon.options.control_socket.display(),
         "keepxdp ready"
     );
+    let systemd = crate::ops::systemd::Systemd::from_env();
+    systemd.ready(&format!("{} VRRP instance(s), data plane attached", daemon.guarded.len()));
+    let mut watchdog = tokio::time::interval(systemd.watchdog_every().unwrap_or(Duration::from_secs(3600)));
 
-    let mut signals = Signals::new()?;
+    let mut signals = crate::ops::signals::Signals::new()?;
     let mut net = daemon.net_events.subscribe();
     // Links and routes change in bursts: the attachments are looked at once the burst is over.
     let mut net_changed_at: Option<tokio::time::Instant> = None;
@@ -312,14 +344,18 @@ pub async fn run(options: RunOptions) -> Result<()> {
         tokio::select! {
             Some(event) = health_events.recv() => daemon.balancer.health(event),
             _ = neighbours.tick() => daemon.balancer.resolve_backends(&daemon.netlink).await,
-            signal = signals.next() => match signal {
-                Received::Stop => break,
-                Received::Reload => {
+            request = signals.next() => match request {
+                Request::Stop => break,
+                Request::Reload => {
+                    systemd.reloading();
                     daemon.reload().await;
                     control.set_status(daemon.status()?);
+                    systemd.ready("configuration reloaded");
                 }
+                request => daemon.dump(request),
             },
             _ = refresh.tick() => control.set_status(daemon.status()?),
+            _ = watchdog.tick() => systemd.watchdog(),
             event = net.recv() => match event {
                 Ok(NetEvent::Link { .. } | NetEvent::Route) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     net_changed_at.get_or_insert_with(|| tokio::time::Instant::now() + Duration::from_millis(100));
@@ -334,6 +370,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
         }
     }
 
+    systemd.stopping();
     if daemon.options.keep_dataplane {
         daemon.balancer.freeze_vip_state();
     }
@@ -360,33 +397,4 @@ pub async fn run(options: RunOptions) -> Result<()> {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(3600)
-}
-
-enum Received {
-    Stop,
-    Reload,
-}
-
-struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> Received {
-        tokio::select! {
-            _ = self.terminate.recv() => { tracing::info!("SIGTERM: stopping"); Received::Stop }
-            _ = self.interrupt.recv() => { tracing::info!("SIGINT: stopping"); Received::Stop }
-            _ = self.hangup.recv() => { tracing::info!("SIGHUP: reloading"); Received::Reload }
-        }
-    }
 }

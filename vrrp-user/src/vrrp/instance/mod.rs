@@ -58,6 +58,10 @@ pub struct InstanceStatus {
     pub malformed: u64,
     /// Virtual addresses another tool removed while Master, and keepxdp put back.
     pub addresses_put_back: u64,
+    /// The last state change, in seconds since the Unix epoch.
+    pub last_transition: Option<f64>,
+    pub became_master: u64,
+    pub released_master: u64,
 }
 
 impl InstanceStatus {
@@ -79,6 +83,9 @@ impl InstanceStatus {
             discarded: BTreeMap::new(),
             malformed: 0,
             addresses_put_back: 0,
+            last_transition: None,
+            became_master: 0,
+            released_master: 0,
         }
     }
 }
@@ -370,7 +377,10 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
             Action::WantMaster(wants) => self.tell_group(MemberEvent::WantMaster(wants)),
             Action::Transition { from, to } => {
                 let reason = if to == State::Fault { self.faults.reason() } else { None };
-                tracing::info!(instance = self.spec.name, ?from, ?to, priority = self.params.priority, reason, "VRRP state change");
+                tracing::info!(instance = self.spec.name, ?from, ?to, priority = self.params.priority, reason, "{}", crate::ops::log::entering(&self.spec.name, to));
+                self.status.last_transition = Some(crate::ops::log::unix_now());
+                self.status.became_master += u64::from(to == State::Master);
+                self.status.released_master += u64::from(from == State::Master);
                 let commands = notify::commands(&self.spec.notify, "INSTANCE", &self.spec.name, to, self.params.priority);
                 self.host.notify(commands, &self.spec.name);
                 self.tell_group(MemberEvent::Transition { from, to });
