@@ -13,6 +13,7 @@
 //! - `notify`: when a real server's notify_up / notify_down runs (pure)
 //! - `status`: each checker's state, last error, latency and flips, shared for status
 //! - `scheduler`: one task per checker, bounded concurrency, a real server's health
+//! - `running`: the running checkers across reloads (unchanged ones keep their state)
 //!
 //! FILE_CHECK and BFD_CHECK are not implemented: such checkers are skipped with a warning.
 pub mod dns;
@@ -23,6 +24,7 @@ pub mod outcome;
 pub mod ping;
 pub mod probe;
 pub mod retry;
+pub mod running;
 pub mod scheduler;
 pub mod smtp;
 pub mod status;
@@ -32,4 +34,5 @@ pub use outcome::Outcome;
 pub use probe::{Probe, ProbeKind};
 pub use retry::{Action, RetryState, Timing};
 pub use scheduler::{CheckerTask, HealthSink, RunProbe, spawn, tasks_from_config};
+pub use running::{Reconciled, RunningCheckers};
 pub use status::{CheckerBoard, CheckerStatus};

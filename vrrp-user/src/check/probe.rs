@@ -64,6 +64,11 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// What it does, without where it was written (`name` holds the line).
+    pub fn definition(&self) -> String {
+        format!("{:?} {:?} alpha={}", self.kind, self.timing, self.alpha)
+    }
+
     /// Resolves checker `index` of `real`. Err: why the checker cannot run (not implemented,
     /// no port to connect to, refused by `enable_script_security`).
     pub fn from_config(

@@ -53,6 +53,9 @@ pub struct CheckerTask {
     pub name: String,
     pub timing: Timing,
     pub alpha: bool,
+    /// What the checker does, where it was written left out: a reload keeps a real server's
+    /// checkers running when every definition is unchanged (see `running`).
+    pub definition: String,
     pub probe: Arc<dyn RunProbe>,
 }
 
@@ -92,6 +95,7 @@ pub fn tasks_from_config(
                         name: probe.name.clone(),
                         timing: probe.timing,
                         alpha: probe.alpha,
+                        definition: probe.definition(),
                         probe: Arc::new(probe),
                     }),
                     Err(reason) => {
@@ -114,42 +118,72 @@ pub fn spawn(
     board: &CheckerBoard,
 ) -> Vec<JoinHandle<()>> {
     let semaphore = Arc::new(Semaphore::new(max_concurrent_probes.max(1)));
+    by_real_server(tasks)
+        .into_iter()
+        .flat_map(|((service, real), tasks)| spawn_group(service, real, tasks, &sink, &semaphore, board).handles)
+        .collect()
+}
+
+/// Tasks grouped by (service, real server), in configuration order within a group.
+pub(super) fn by_real_server(tasks: Vec<CheckerTask>) -> HashMap<(String, String), Vec<CheckerTask>> {
     let mut by_real: HashMap<(String, String), Vec<CheckerTask>> = HashMap::new();
     for task in tasks {
-        by_real
-            .entry((task.service.clone(), task.real.clone()))
-            .or_default()
-            .push(task);
+        by_real.entry((task.service.clone(), task.real.clone())).or_default().push(task);
     }
-    let mut handles = Vec::new();
-    for ((service, real), tasks) in by_real {
-        let board_indexes = tasks
-            .iter()
-            .map(|t| board.register(&service, &real, &t.name, !t.alpha))
-            .collect();
-        let health = Arc::new(RealHealth {
-            service,
-            real,
-            sink: sink.clone(),
-            board: board.clone(),
-            board_indexes,
-            state: Mutex::new(RealState {
-                checkers_up: tasks.iter().map(|t| !t.alpha).collect(),
-                weight: None,
-                published: None,
-            }),
-        });
-        health.publish(None, "initial state");
-        for (index, task) in tasks.into_iter().enumerate() {
-            handles.push(tokio::spawn(run_checker(
-                task,
-                index,
-                health.clone(),
-                semaphore.clone(),
-            )));
+    by_real
+}
+
+/// One real server's running checkers.
+pub(super) struct Group {
+    pub definitions: Vec<String>,
+    pub handles: Vec<JoinHandle<()>>,
+    health: Arc<RealHealth>,
+}
+
+impl Group {
+    /// Tells the sink the combined health again (after the tables were rebuilt).
+    pub fn republish(&self) {
+        self.health.republish();
+    }
+
+    pub fn abort(&self) {
+        for handle in &self.handles {
+            handle.abort();
         }
     }
-    handles
+}
+
+/// Registers one real server's checkers on `board`, publishes its initial health and starts
+/// them.
+pub(super) fn spawn_group(
+    service: String,
+    real: String,
+    tasks: Vec<CheckerTask>,
+    sink: &Arc<dyn HealthSink>,
+    semaphore: &Arc<Semaphore>,
+    board: &CheckerBoard,
+) -> Group {
+    let board_indexes = tasks.iter().map(|t| board.register(&service, &real, &t.name, !t.alpha)).collect();
+    let health = Arc::new(RealHealth {
+        service,
+        real,
+        sink: sink.clone(),
+        board: board.clone(),
+        board_indexes,
+        state: Mutex::new(RealState {
+            checkers_up: tasks.iter().map(|t| !t.alpha).collect(),
+            weight: None,
+            published: None,
+        }),
+    });
+    health.publish(None, "initial state");
+    let definitions = tasks.iter().map(|t| t.definition.clone()).collect();
+    let handles = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(index, task)| tokio::spawn(run_checker(task, index, health.clone(), semaphore.clone())))
+        .collect();
+    Group { definitions, handles, health }
 }
 
 /// One real server's checkers, combined.
@@ -215,6 +249,13 @@ impl RealHealth {
             self.sink
                 .notify(&self.service, &self.real, up, report.checker, reason);
         }
+    }
+
+    fn republish(&self) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((up, weight)) = state.published else { return };
+        drop(state);
+        self.sink.set(&self.service, &self.real, up, weight);
     }
 
     /// Tells the sink when the combined health or weight changed; logs a flip once.
@@ -331,7 +372,7 @@ impl SplitMix64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     use tokio::time::{Instant, sleep};
@@ -339,14 +380,14 @@ mod tests {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq)]
-    struct Published {
-        real: String,
-        up: bool,
-        weight: Option<u32>,
+    pub(crate) struct Published {
+        pub real: String,
+        pub up: bool,
+        pub weight: Option<u32>,
     }
 
     #[derive(Default)]
-    struct RecordingSink(Mutex<Vec<Published>>, Mutex<Vec<(bool, String)>>);
+    pub(crate) struct RecordingSink(Mutex<Vec<Published>>, Mutex<Vec<(bool, String)>>);
 
     impl HealthSink for RecordingSink {
         fn set(&self, service: &str, real: &str, up: bool, weight: Option<u32>) {
@@ -363,7 +404,7 @@ mod tests {
     }
 
     impl RecordingSink {
-        fn last(&self) -> Published {
+        pub fn last(&self) -> Published {
             self.0
                 .lock()
                 .unwrap()
@@ -371,20 +412,23 @@ mod tests {
                 .cloned()
                 .expect("something was published")
         }
-        fn count(&self) -> usize {
+        pub fn published(&self) -> Vec<Published> {
+            self.0.lock().unwrap().clone()
+        }
+        pub fn count(&self) -> usize {
             self.0.lock().unwrap().len()
         }
-        fn notifies(&self) -> Vec<(bool, String)> {
+        pub fn notifies(&self) -> Vec<(bool, String)> {
             self.1.lock().unwrap().clone()
         }
     }
 
     /// A server the test switches on and off; counts probes.
     #[derive(Default)]
-    struct FakeServer {
-        down: AtomicBool,
-        probes: AtomicU32,
-        weight: Option<u32>,
+    pub(crate) struct FakeServer {
+        pub down: AtomicBool,
+        pub probes: AtomicU32,
+        pub weight: Option<u32>,
     }
 
     impl RunProbe for FakeServer {
@@ -399,26 +443,27 @@ mod tests {
         }
     }
 
-    const TIMING: Timing = Timing {
+    pub(crate) const TIMING: Timing = Timing {
         delay_loop: Duration::from_secs(10),
         delay_before_retry: Duration::from_secs(1),
         retry: 2,
         warmup: Duration::ZERO,
     };
 
-    fn task(real: &str, server: Arc<FakeServer>, alpha: bool) -> CheckerTask {
+    pub(crate) fn task(real: &str, server: Arc<FakeServer>, alpha: bool) -> CheckerTask {
         CheckerTask {
             service: "10.0.0.1:80".into(),
             real: real.into(),
             name: "TCP_CHECK".into(),
             timing: TIMING,
             alpha,
+            definition: "TCP_CHECK".into(),
             probe: server,
         }
     }
 
     /// Sleeps until `at` seconds after `start`.
-    async fn until(start: Instant, at: f64) {
+    pub(crate) async fn until(start: Instant, at: f64) {
         tokio::time::sleep_until(start + Duration::from_secs_f64(at)).await;
     }
 

@@ -93,6 +93,11 @@ impl CheckerBoard {
         }
     }
 
+    /// Forgets one real server's checkers (stopped, or about to restart).
+    pub fn remove(&self, service: &str, real: &str) {
+        self.lock().remove(&(service.to_string(), real.to_string()));
+    }
+
     /// A copy of one real server's checkers (empty when it has none).
     pub fn checkers(&self, service: &str, real: &str) -> Vec<CheckerStatus> {
         self.lock()

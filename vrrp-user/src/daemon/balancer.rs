@@ -8,12 +8,12 @@ use std::{
 };
 
 use anyhow::Result;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 
 use super::lvs_scripts::LvsScripts;
 use crate::{
     bpf::Dataplane,
-    check::{self, CheckerBoard, HealthSink},
+    check::{self, CheckerBoard, HealthSink, Reconciled, RunningCheckers},
     config::{Config, model::LbKind},
     lvs::{
         IpvsLvs, LvsDataplane, LvsTables, QuorumChange, ServicePlan, ServiceView, XdpLvs, ipvs::IpvsSocket, plan,
@@ -104,10 +104,11 @@ pub struct Balancer {
     checked_neighbours: std::time::Instant,
     gate: Arc<VipGate>,
     plans: Vec<ServicePlan>,
-    checkers: Vec<JoinHandle<()>>,
-    health: mpsc::UnboundedSender<HealthEvent>,
-    /// What each checker last found (for status).
-    board: CheckerBoard,
+    /// The running checkers and what each last found (for status); kept across reloads
+    /// where unchanged.
+    checkers: RunningCheckers,
+    /// Into the daemon's loop (`health`).
+    sink: Arc<dyn HealthSink>,
     scripts: LvsScripts,
     /// Verdict → maps written, for the verdicts that changed the forwarding.
     update_latency: UpdateLatency,
@@ -187,9 +188,8 @@ impl Balancer {
             checked_neighbours: std::time::Instant::now(),
             gate,
             plans: Vec::new(),
-            checkers: Vec::new(),
-            health,
-            board: CheckerBoard::default(),
+            checkers: RunningCheckers::new(MAX_CONCURRENT_PROBES, CheckerBoard::default()),
+            sink: Arc::new(ChannelSink(health)),
             scripts: LvsScripts::default(),
             update_latency: UpdateLatency::default(),
         };
@@ -241,7 +241,7 @@ impl Balancer {
         let mut views = self.forwarding().views();
         for view in &mut views {
             for backend in &mut view.backends {
-                backend.checkers = self.board.checkers(&view.name, &backend.plan.name);
+                backend.checkers = self.checkers.board().checkers(&view.name, &backend.plan.name);
             }
         }
         views
@@ -262,8 +262,10 @@ impl Balancer {
         self.update_latency.summary()
     }
 
-    /// Brings the forwarding to `model`'s virtual_servers and restarts the checkers. Checkers
-    /// start from the configured state (`alpha` down, else up), as keepalived does on reload.
+    /// Brings the forwarding to `model`'s virtual_servers and the checkers to its checkers:
+    /// a real server whose checkers did not change keeps them running with their state (as
+    /// keepalived carries checkers over a reload); changed and new ones start from their
+    /// configured state (`alpha` down, else up).
     pub fn apply(&mut self, model: &Config) {
         self.generation += 1;
         let (plans, warnings) = plan(model);
@@ -294,17 +296,19 @@ impl Balancer {
         }
         self.quorum_scripts();
         self.plans = plans;
-        for handle in self.checkers.drain(..) {
-            handle.abort();
-        }
         let tasks = check::tasks_from_config(&model.virtual_servers, model.global_defs.enable_script_security);
-        if !tasks.is_empty() {
-            tracing::info!(checkers = tasks.len(), "health checkers starting");
+        let count = tasks.len();
+        let done = self.checkers.reconcile(tasks, &self.sink);
+        if count > 0 || done != Reconciled::default() {
+            tracing::info!(
+                checkers = count,
+                kept = done.kept,
+                restarted = done.restarted,
+                started = done.started,
+                stopped = done.stopped,
+                "health checkers by real server: unchanged ones keep running with their state"
+            );
         }
-        // Checkers restart from their configured state: so does their status.
-        self.board = CheckerBoard::default();
-        self.checkers =
-            check::spawn(tasks, Arc::new(ChannelSink(self.health.clone())), MAX_CONCURRENT_PROBES, &self.board);
     }
 
     pub fn health(&mut self, event: HealthEvent) {

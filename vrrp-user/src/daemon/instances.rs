@@ -61,6 +61,8 @@ struct Running {
     status: watch::Receiver<InstanceStatus>,
     /// Written by the instance's tracking combiner.
     effective: watch::Sender<Effective>,
+    /// A reload's new configuration, applied in place.
+    reconfigure: mpsc::UnboundedSender<InstanceSpec>,
     task: JoinHandle<()>,
 }
 
@@ -147,19 +149,21 @@ impl InstanceSet {
         let table = self.netlink.clone();
         let task_spec = spec.clone();
         let (commands, command_receiver) = mpsc::unbounded_channel();
+        let (reconfigure, reconfigure_receiver) = mpsc::unbounded_channel();
         self.sync.lock().unwrap().commands.insert(spec.name.clone(), commands);
         let inputs = Inputs {
             shutdown: shutdown_receiver,
             effective: effective_receiver,
             interfaces: self.interfaces.clone(),
             sync: SyncLink { commands: command_receiver, events: self.sync_events.clone() },
+            reconfigure: reconfigure_receiver,
         };
         let task = tokio::spawn(async move {
             if let Err(error) = instance::run(task_spec, table, System, inputs, status_sender).await {
                 tracing::error!(instance = name, error = format!("{error:#}"), "VRRP instance stopped");
             }
         });
-        self.running.insert(spec.name.clone(), Running { spec, shutdown, status, effective, task });
+        self.running.insert(spec.name.clone(), Running { spec, shutdown, status, effective, reconfigure, task });
     }
 
     /// (Re)starts the trackers if their definitions changed, and one combiner per instance.
@@ -217,6 +221,15 @@ impl InstanceSet {
         for name in plan.stop.iter().chain(&plan.restart) {
             tracing::info!(instance = name, "stopping (removed or changed)");
             self.stop_one(name).await;
+        }
+        for spec in &specs {
+            if plan.update.contains(&spec.name)
+                && let Some(running) = self.running.get_mut(&spec.name)
+            {
+                tracing::info!(instance = spec.name, "changed: updated in place, keeps its state");
+                running.spec = spec.clone();
+                let _ = running.reconfigure.send(spec.clone());
+            }
         }
         for spec in specs {
             if plan.start.contains(&spec.name) || plan.restart.contains(&spec.name) {

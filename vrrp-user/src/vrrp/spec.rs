@@ -130,6 +130,42 @@ impl InstanceSpec {
         };
         strip(self) == strip(other)
     }
+
+    /// The same instance on the wire and in the kernel: interface, VRID, family, version,
+    /// multicast group or unicast peers, source, vmac, sync group. A reload that changes
+    /// anything else (priority, advert_int, preempt, authentication, virtual addresses,
+    /// routes and rules, garp settings, notify scripts) applies in place, as keepalived does:
+    /// a Master stays Master and advertises the new values. Any of these changing makes a
+    /// new instance (the old one stops, priority 0 if Master).
+    pub fn same_identity(&self, other: &InstanceSpec) -> bool {
+        (
+            &self.interface,
+            self.track_primary,
+            self.vrid,
+            self.version,
+            self.family,
+            self.group,
+            self.source,
+            &self.unicast_peers,
+            &self.use_vmac,
+            self.vmac_xmit_base,
+            &self.sync_group,
+            self.v3_checksum_as_v2,
+        ) == (
+            &other.interface,
+            other.track_primary,
+            other.vrid,
+            other.version,
+            other.family,
+            other.group,
+            other.source,
+            &other.unicast_peers,
+            &other.use_vmac,
+            other.vmac_xmit_base,
+            &other.sync_group,
+            other.v3_checksum_as_v2,
+        )
+    }
 }
 
 

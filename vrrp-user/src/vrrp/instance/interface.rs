@@ -58,7 +58,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
     /// when it is ready; then the put-back rule.
     pub(super) async fn follow_interface(&mut self, mut machine: Machine) -> Machine {
         if let Some(attachment) = &self.attachment {
-            let verdict = still_ready(self.spec, &self.interfaces.borrow(), &attachment.ready);
+            let verdict = still_ready(&self.spec, &self.interfaces.borrow(), &attachment.ready);
             if let Err(waiting) = verdict {
                 let reason = format!("waiting for {}: {waiting}", self.spec.interface);
                 machine = self.set_interface_fault(machine, Some(reason)).await;
@@ -66,7 +66,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
             }
         }
         if self.attachment.is_none() {
-            let readiness = readiness(self.spec, &self.interfaces.borrow());
+            let readiness = readiness(&self.spec, &self.interfaces.borrow());
             match readiness {
                 Ok(ready) if self.failed_on == Some(ready) => {}
                 Ok(ready) => machine = self.attach(machine, ready).await,
@@ -81,7 +81,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
     }
 
     pub(super) async fn attach(&mut self, machine: Machine, ready: Ready) -> Machine {
-        match Attachment::open(self.spec, ready, self.table, self.host).await {
+        match Attachment::open(&self.spec, ready, self.table, self.host).await {
             Ok(attachment) => {
                 tracing::info!(instance = self.spec.name, interface = self.spec.interface, ifindex = ready.ifindex, source = %ready.source, "interface usable: VRRP socket open");
                 self.attachment = Some(attachment);

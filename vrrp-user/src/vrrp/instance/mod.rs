@@ -104,6 +104,9 @@ pub struct Inputs {
     /// The kernel's links and addresses (see `net::watch_interfaces`).
     pub interfaces: watch::Receiver<Interfaces>,
     pub sync: SyncLink,
+    /// A reload's new configuration for this instance, when it can apply in place (see
+    /// `InstanceSpec::same_identity`).
+    pub reconfigure: mpsc::UnboundedReceiver<InstanceSpec>,
 }
 
 /// The netlink side of the kernel, as the instance uses it.
@@ -111,7 +114,8 @@ pub trait Tables: AddressTable + RouteTable + LinkTable {}
 impl<T: AddressTable + RouteTable + LinkTable> Tables for T {}
 
 struct Runtime<'a, T, H: Host> {
-    spec: &'a InstanceSpec,
+    /// Owned: a reload changes it in place (see `reconfigure`).
+    spec: InstanceSpec,
     params: Params,
     table: &'a T,
     host: &'a H,
@@ -149,12 +153,12 @@ pub async fn run<T: Tables, H: Host>(
     inputs: Inputs,
     status: watch::Sender<InstanceStatus>,
 ) -> Result<()> {
-    let Inputs { mut shutdown, mut effective, mut interfaces, sync } = inputs;
+    let Inputs { mut shutdown, mut effective, mut interfaces, sync, mut reconfigure } = inputs;
     let SyncLink { commands: mut sync_commands, events: sync_events } = sync;
     // The kernel's picture first (the subscription behind it predates its dump).
     interfaces.wait_for(|table| table.loaded).await.context("the interface table ended")?;
     let mut runtime = Runtime {
-        spec: &spec,
+        spec: spec.clone(),
         params: Params {
             version: spec.version,
             priority: spec.priority,
@@ -190,7 +194,7 @@ pub async fn run<T: Tables, H: Host>(
     machine = runtime.start(machine).await;
     status.send_replace(runtime.status.clone());
     let mut buffer = vec![0u8; 2048];
-    let (mut tracking_open, mut sync_open, mut interfaces_open) = (true, true, true);
+    let (mut tracking_open, mut sync_open, mut interfaces_open, mut reconfigure_open) = (true, true, true, true);
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         let deadline = machine.next_deadline().map_or(far, |at| runtime.epoch + at);
@@ -207,13 +211,13 @@ pub async fn run<T: Tables, H: Host>(
             _ = sleep_until(garp_at) => {
                 runtime.garp_again_at = None;
                 if machine.state == State::Master {
-                    runtime.announce_times(spec.garp_repeat);
+                    runtime.announce_times(runtime.spec.garp_repeat);
                 }
             }
             _ = sleep_until(refresh_at) => {
-                runtime.refresh_at = spec.garp_refresh.map(|every| Instant::now() + every);
+                runtime.refresh_at = runtime.spec.garp_refresh.map(|every| Instant::now() + every);
                 if machine.state == State::Master {
-                    runtime.announce_times(spec.garp_refresh_repeat);
+                    runtime.announce_times(runtime.spec.garp_refresh_repeat);
                 }
             }
             _ = sleep_until(retry_at) => {
@@ -245,6 +249,10 @@ pub async fn run<T: Tables, H: Host>(
                 }
                 machine = runtime.faults_changed(machine, &before).await;
             }
+            new = reconfigure.recv(), if reconfigure_open => match new {
+                Some(new) => machine = runtime.reconfigure(machine, new).await,
+                None => reconfigure_open = false,
+            },
             command = sync_commands.recv(), if sync_open => match command {
                 Some(SyncCommand::Event(event)) => machine = runtime.step(&machine, event).await,
                 Some(SyncCommand::GroupFault(fault)) => {
@@ -382,7 +390,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
 
     async fn send_advert(&mut self, priority: u8) -> Result<()> {
         let Some(attachment) = &self.attachment else { return Ok(()) };
-        for (destination, message) in adverts::outgoing(self.spec, attachment.ready.source, priority)? {
+        for (destination, message) in adverts::outgoing(&self.spec, attachment.ready.source, priority)? {
             attachment.link.send(&message, destination).await?;
             self.status.adverts_sent += 1;
         }
@@ -392,7 +400,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
     /// A datagram from the socket, counted: the fsm's event when it is an advert for us.
     fn received(&mut self, datagram: std::result::Result<Datagram, wire::Error>) -> Option<Event> {
         let source = self.attachment.as_ref()?.ready.source;
-        match adverts::judge(self.spec, source, &datagram) {
+        match adverts::judge(&self.spec, source, &datagram) {
             Heard::Advert(advert) => {
                 self.status.adverts_received += 1;
                 Some(Event::Advert(advert))
@@ -414,5 +422,6 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
 
 mod addresses;
 mod interface;
+mod reconfigure;
 #[cfg(test)]
 mod tests;

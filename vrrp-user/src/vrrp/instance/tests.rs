@@ -216,6 +216,7 @@ struct Router {
     effective: watch::Sender<Effective>,
     sync_commands: mpsc::UnboundedSender<SyncCommand>,
     sync_events: mpsc::UnboundedReceiver<(String, MemberEvent)>,
+    reconfigure: mpsc::UnboundedSender<InstanceSpec>,
     status: watch::Receiver<InstanceStatus>,
     task: JoinHandle<Result<()>>,
 }
@@ -278,14 +279,16 @@ impl Router {
         let (sync_commands, commands) = mpsc::unbounded_channel();
         let (events_sender, sync_events) = mpsc::unbounded_channel();
         let (status_sender, status) = watch::channel(InstanceStatus::new(&spec));
+        let (reconfigure, reconfigure_receiver) = mpsc::unbounded_channel();
         let inputs = Inputs {
             shutdown: shutdown_receiver,
             effective: effective_receiver,
             interfaces: receiver,
             sync: SyncLink { commands, events: events_sender },
+            reconfigure: reconfigure_receiver,
         };
         let task = tokio::spawn(run(spec, kernel.clone(), host.clone(), inputs, status_sender));
-        let router = Router { kernel, host, shutdown, effective, sync_commands, sync_events, status, task };
+        let router = Router { kernel, host, shutdown, effective, sync_commands, sync_events, reconfigure, status, task };
         router.settle().await;
         router
     }
@@ -340,6 +343,13 @@ impl Router {
         self.wait(MASTER_DOWN).await;
         assert_eq!(self.state(), State::Master);
         self.did();
+    }
+
+    /// A reload that changed this instance in place (the daemon also restarts the tracking
+    /// combiner on the new base priority: `tracking`).
+    async fn reloaded(&self, spec: InstanceSpec) {
+        self.reconfigure.send(spec).unwrap();
+        self.settle().await;
     }
 
     async fn tracking(&self, effective: Effective) {
@@ -692,4 +702,55 @@ async fn a_waiting_instance_stops_cleanly() {
     let router = Router::start(spec(100), &[]).await;
     router.did();
     assert_eq!(router.shut_down().await, [Did::Notify("STOP".into())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_masters_priority_changed_by_a_reload_is_advertised_and_it_stays_master_as_keepalived_does() {
+    let router = Router::start(spec(100), &eth0_up()).await;
+    router.becomes_master().await;
+    router.reloaded(spec(90)).await;
+    router.tracking(Effective::Priority(90)).await;
+    assert_eq!(router.did(), [], "nothing at once: no priority 0, no release, no gratuitous ARP");
+    assert_eq!((router.state(), router.status.borrow().base_priority, router.status.borrow().priority), (State::Master, 90, 90));
+    router.wait(Duration::from_secs(1)).await;
+    assert_eq!(router.did(), [Did::Advert { priority: 90, to: group() }], "the next advert carries the new priority");
+    // A Backup with a higher priority now preempts it, as the protocol says.
+    router.hears("10.0.0.3", 95).await;
+    assert_eq!(router.state(), State::Backup);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_adding_and_removing_addresses_of_a_master_touches_only_those_and_announces_only_the_new_one() {
+    let mut first = spec(100);
+    first.addresses.push(vip("10.0.0.101/24"));
+    let router = Router::start(first, &eth0_up()).await;
+    router.becomes_master().await;
+    let mut second = spec(100);
+    second.addresses.push(vip("10.0.0.102/24"));
+    router.reloaded(second).await;
+    assert_eq!(
+        router.did(),
+        [
+            Did::Removed { address: ip("10.0.0.101"), ifindex: ETH0 },
+            Did::Added { address: ip("10.0.0.102"), ifindex: ETH0 },
+            Did::Garp { address: Ipv4Addr::new(10, 0, 0, 102), ifindex: ETH0 },
+        ],
+        "10.0.0.100, kept, is neither removed nor announced"
+    );
+    assert_eq!(router.state(), State::Master);
+    let stopped = router.shut_down().await;
+    assert!(stopped.contains(&Did::Removed { address: ip("10.0.0.102"), ifindex: ETH0 }), "the new address is owned: {stopped:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_changing_a_backups_addresses_adds_nothing_until_it_is_master() {
+    let router = Router::start(spec(100), &eth0_up()).await;
+    router.did();
+    let mut second = spec(100);
+    second.addresses.push(vip("10.0.0.102/24"));
+    router.reloaded(second).await;
+    assert_eq!(router.did(), []);
+    router.wait(MASTER_DOWN).await;
+    let did = router.did();
+    assert!(did.contains(&Did::Added { address: ip("10.0.0.102"), ifindex: ETH0 }), "claimed with the others on becoming Master: {did:?}");
 }
