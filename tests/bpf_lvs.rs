@@ -84,6 +84,7 @@ impl Lvs {
             nat_services: 0,
             tun_src4: TUN_SRC4,
             tun_src6: addr16(TUN_SRC6.parse()?),
+            sync: 0,
         };
         dataplane.put_config(&config)?;
         Ok(Lvs { dataplane, config, used_slots: Vec::new() })
@@ -915,3 +916,155 @@ fn bpf_backend_counters_add_up_packets_bytes_and_new_flows() -> Result<()> {
     Ok(())
 }
 
+
+// ---------------------------------------------------------------------------------------
+// Replies routed by the FIB: stateless reverse translation (`lvs_nat_rs`) and synced
+// reply entries (`NAT_ROUTE_BY_FIB`)
+// ---------------------------------------------------------------------------------------
+
+/// Our MAC toward the clients in the FIB namespace (the veth `cl0`).
+const FIB_OUR_MAC: [u8; 6] = [0x02, 0xf1, 0, 0, 0, 0x01];
+
+/// The test thread moved into a namespace of its own whose FIB routes the clients
+/// (10.0.0.0/24, fd00::/64) out `cl0` (ours: 10.0.0.2, fd00::2) to neighbour CLIENT_MAC,
+/// forwarding on. BPF_PROG_TEST_RUN runs on the caller's namespace's loopback, so
+/// `bpf_fib_lookup` sees this FIB.
+fn fib_netns() -> Result<(keepxdp_lab::netns::Netns, u32)> {
+    let netns = keepxdp_lab::netns::Netns::new("fib")?;
+    let mac = FIB_OUR_MAC.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    let client = CLIENT_MAC.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    for args in [
+        vec!["link", "add", "cl0", "address", mac.as_str(), "type", "veth", "peer", "name", "cl1"],
+        vec!["link", "set", "cl0", "up"],
+        vec!["link", "set", "cl1", "up"],
+        vec!["addr", "add", "10.0.0.2/24", "dev", "cl0"],
+        vec!["addr", "add", "fd00::2/64", "dev", "cl0", "nodad"],
+        vec!["neigh", "replace", "10.0.0.1", "lladdr", client.as_str(), "dev", "cl0", "nud", "permanent"],
+        vec!["neigh", "replace", "fd00::1", "lladdr", client.as_str(), "dev", "cl0", "nud", "permanent"],
+    ] {
+        netns.ip(&args)?;
+    }
+    netns.run("sysctl", &["-qw", "net.ipv4.conf.all.forwarding=1", "net.ipv6.conf.all.forwarding=1"])?;
+    let ifindex = netns.ifindex("cl0")?;
+    netns.enter_current_thread()?;
+    Ok((netns, ifindex))
+}
+
+fn put_nat_rs(lvs: &mut Lvs, real: &str, vip: &str, service: u32, vip_index: u32) -> Result<()> {
+    let real: SocketAddr = real.parse()?;
+    let vip: SocketAddr = vip.parse()?;
+    let key = vrrp_common::lvs::RealServerKey {
+        addr: vrrp_common::lvs::addr_words(&addr16(real.ip())),
+        port: real.port().to_be(),
+        proto: IPPROTO_TCP,
+        family: family(real.ip()),
+    };
+    let target = vrrp_common::lvs::RealServerVip {
+        vip: addr16(vip.ip()),
+        vip_port: vip.port().to_be(),
+        family: family(vip.ip()),
+        _pad: 0,
+        service,
+        vip_index,
+    };
+    lvs.dataplane.put_nat_rs(&key, Some(&target))
+}
+
+#[test]
+fn bpf_a_reply_with_no_state_from_a_real_server_of_one_nat_service_is_translated_and_routed_by_the_fib() -> Result<()> {
+    let mut lvs = Lvs::new()?;
+    let (_netns, cl0) = fib_netns()?;
+    let service = lvs.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    lvs.backend(&service, 1, "192.168.1.11:8080")?;
+    put_nat_rs(&mut lvs, "192.168.1.11:8080", "10.0.0.100:80", 0, service.vip_index)?;
+
+    // A server-first stream after a failover: this node never saw the request.
+    let mut reply = Packet::tcp("192.168.1.11:8080", "10.0.0.1:40000", PSH | ACK).macs(LB_MAC, backend_mac(1));
+    reply.payload = b"pushed by the server\n".to_vec();
+    let (verdict, out) = lvs.run(&reply.frame())?;
+    assert_eq!(verdict, XDP_REDIRECT, "routed out cl0 (ifindex {cl0}), not the ingress");
+    check_checksums(&out)?;
+    let mut from_vip = reply.clone().macs(CLIENT_MAC, FIB_OUR_MAC);
+    from_vip.src = "10.0.0.100:80".parse()?;
+    assert_eq!(out, from_vip.frame(), "source VIP:port, the FIB's MACs, nothing else changed");
+    assert_eq!(lvs.drops(LvsReason::NatStateless)?, 1);
+
+    // IPv6 the same way.
+    let v6 = lvs.service(1, "[fd00::100]:80", IPPROTO_TCP, FWD_NAT)?;
+    put_nat_rs(&mut lvs, "[fd00:1::14]:8080", "[fd00::100]:80", 1, v6.vip_index)?;
+    let reply6 = Packet::tcp("[fd00:1::14]:8080", "[fd00::1]:40000", ACK).macs(LB_MAC, backend_mac(4));
+    let (verdict, out) = lvs.run(&reply6.frame())?;
+    assert_eq!(verdict, XDP_REDIRECT);
+    check_l4_checksum(&out[14..])?;
+    let mut from_vip6 = reply6.clone().macs(CLIENT_MAC, FIB_OUR_MAC);
+    from_vip6.src = "[fd00::100]:80".parse()?;
+    assert_eq!(out, from_vip6.frame());
+    assert_eq!(lvs.drops(LvsReason::NatStateless)?, 2);
+    Ok(())
+}
+
+#[test]
+fn bpf_a_stateless_reply_to_this_host_or_while_backup_passes_unchanged() -> Result<()> {
+    let mut lvs = Lvs::new()?;
+    let _netns = fib_netns()?;
+    let service = lvs.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    put_nat_rs(&mut lvs, "192.168.1.11:8080", "10.0.0.100:80", 0, service.vip_index)?;
+
+    // A health checker's connection: the real server answers this host's own address.
+    let to_us = Packet::tcp("192.168.1.11:8080", "10.0.0.2:50000", SYN | ACK).frame();
+    assert_eq!(lvs.run(&to_us)?, (XDP_PASS, to_us.clone()), "the FIB says local: the stack's");
+    assert_eq!(lvs.drops(LvsReason::NatFibPassed)?, 1);
+    // No route to the client: unchanged, counted.
+    let unroutable = Packet::tcp("192.168.1.11:8080", "172.16.9.9:40000", ACK).frame();
+    assert_eq!(lvs.run(&unroutable)?, (XDP_PASS, unroutable.clone()));
+    assert_eq!(lvs.drops(LvsReason::NatFibPassed)?, 2);
+    // Not Master for the VIP: the Master translates, this node does not.
+    lvs.dataplane.put_vip_state(service.vip_index, false)?;
+    let reply = Packet::tcp("192.168.1.11:8080", "10.0.0.1:40000", ACK).frame();
+    assert_eq!(lvs.run(&reply)?, (XDP_PASS, reply.clone()));
+    // Another port of the same real server is not the service's.
+    lvs.dataplane.put_vip_state(service.vip_index, true)?;
+    let other_port = Packet::tcp("192.168.1.11:22", "10.0.0.1:40000", ACK).frame();
+    assert_eq!(lvs.run(&other_port)?, (XDP_PASS, other_port.clone()));
+    assert_eq!(lvs.drops(LvsReason::NatStateless)?, 0);
+    assert_eq!(lvs.drops(LvsReason::NatFibPassed)?, 2);
+    Ok(())
+}
+
+#[test]
+fn bpf_a_synced_reply_entry_with_no_interface_is_routed_by_the_fib() -> Result<()> {
+    let mut lvs = Lvs::new()?;
+    let _netns = fib_netns()?;
+    lvs.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    // What the sync daemon installs: the reply key, the VIP, no interface or MACs.
+    let key = FlowKey {
+        src: vrrp_common::lvs::addr_words(&addr16("192.168.1.11".parse()?)),
+        dst: vrrp_common::lvs::addr_words(&addr16("10.0.0.1".parse()?)),
+        src_port: 8080u16.to_be(),
+        dst_port: 40000u16.to_be(),
+        proto: IPPROTO_TCP,
+        family: 4,
+        flags: 0,
+    };
+    let entry = vrrp_common::lvs::NatReverse {
+        vip: addr16("10.0.0.100".parse()?),
+        vip_port: 80u16.to_be(),
+        family: 4,
+        flags: vrrp_common::lvs::NAT_ROUTE_BY_FIB,
+        ..Default::default()
+    };
+    let map = lvs.dataplane.balancer_object().map_mut(vrrp_common::pins::MAP_LVS_NAT).context("no lvs_nat")?;
+    let mut nat: HashMap<&mut MapData, FlowKey, vrrp_common::lvs::NatReverse> = HashMap::try_from(map)?;
+    nat.insert(key, entry, 0)?;
+
+    let reply = Packet::tcp("192.168.1.11:8080", "10.0.0.1:40000", ACK).macs(LB_MAC, backend_mac(1));
+    let (verdict, out) = lvs.run(&reply.frame())?;
+    assert_eq!(verdict, XDP_REDIRECT);
+    check_checksums(&out)?;
+    let mut from_vip = reply.clone().macs(CLIENT_MAC, FIB_OUR_MAC);
+    from_vip.src = "10.0.0.100:80".parse()?;
+    assert_eq!(out, from_vip.frame());
+    assert_eq!(lvs.drops(LvsReason::NatReverse)?, 1, "a state hit, not a stateless one");
+    assert_eq!(lvs.drops(LvsReason::NatStateless)?, 0);
+    Ok(())
+}

@@ -10,6 +10,10 @@ use aya_ebpf::{
 };
 use vrrp_common::lvs::{BACKEND_RESOLVED, Backend, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, NatReverse};
 
+/// `bpf_fib_lookup`'s success (`BPF_FIB_LKUP_RET_SUCCESS`); anything else (local destination,
+/// no route, neighbour unknown, forwarding off) means the stack must have the frame.
+const FIB_SUCCESS: i64 = 0;
+
 use crate::{
     csum,
     maps::CONFIG,
@@ -189,6 +193,40 @@ pub fn nat_reverse(ctx: &XdpContext, packet: Layout, entry: &NatReverse) -> Opti
         return None;
     }
     Some(transmit(ctx, entry.ifindex))
+}
+
+/// Fills a reply entry's client side (egress, next hop's MAC, our MAC) from the kernel's FIB:
+/// where a reply to this frame's destination (the client) goes once its source is the
+/// entry's VIP. False when the destination is this host, or the FIB cannot route it (no
+/// route, neighbour unresolved, forwarding off): the frame is left unchanged.
+// A BPF subprogram: its lookup parameters stay off the caller's stack.
+#[inline(never)]
+pub fn route_reply(ctx: &XdpContext, packet: Layout, entry: &mut NatReverse) -> bool {
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.ifindex = ctx.ingress_ifindex() as u32;
+    params.l4_protocol = packet.proto;
+    let vip = &entry.vip;
+    if packet.ipv6 {
+        let Some(dst) = ptr_at::<[u32; 4]>(ctx, dst_addr_offset(true)) else { return false };
+        params.family = AF_INET6;
+        params.__bindgen_anon_4.ipv6_dst = unsafe { *dst };
+        params.__bindgen_anon_3.ipv6_src = [word(vip, 0), word(vip, 4), word(vip, 8), word(vip, 12)];
+    } else {
+        let Some(dst) = ptr_at::<u32>(ctx, dst_addr_offset(false)) else { return false };
+        params.family = AF_INET;
+        params.__bindgen_anon_4.ipv4_dst = unsafe { *dst };
+        params.__bindgen_anon_3.ipv4_src = word(vip, 0);
+    }
+    let rc = unsafe {
+        fib_lookup(ctx.ctx as *mut _, &mut params, core::mem::size_of::<bpf_fib_lookup>() as i32, 0)
+    };
+    if rc != FIB_SUCCESS {
+        return false;
+    }
+    entry.client_mac = params.dmac;
+    entry.our_mac = params.smac;
+    entry.ifindex = params.ifindex;
+    true
 }
 
 /// What NAT's reply entry remembers about the client's side of this frame.

@@ -23,12 +23,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use vrrp_common::lvs::{
-    BACKEND_RESOLVED, FWD_DR, FWD_MASK, FWD_NAT, FWD_TUN, FlowKey, LvsReason, NO_BACKEND, NatReverse, VIP_MASTER,
+    BACKEND_RESOLVED, FWD_DR, FWD_MASK, FWD_NAT, FWD_TUN, FlowKey, LvsReason, NAT_ROUTE_BY_FIB, NO_BACKEND, NatReverse,
+    RealServerKey, SyncRecord, VIP_MASTER,
 };
 
 use crate::{
     choose::{choose, find_service, nat_reply_key},
-    maps::{BACKEND_STATS, BACKENDS, CONFIG, DROPS, NAT, SERVICE_STATS, VIP_STATE},
+    maps::{BACKEND_STATS, BACKENDS, CONFIG, DROPS, NAT, NAT_RS, SERVICE_STATS, SYNC_RING, VIP_STATE},
     parse::{Packet, Parsed, parse},
 };
 
@@ -111,6 +112,9 @@ fn balance_ip<const V6: bool>(ctx: &XdpContext) -> u32 {
         if choice.new_flow || sorry {
             remember_client(ctx, packet.flow, backend, service.index, choice.backend);
         }
+        if choice.new_flow {
+            report_flow(packet.flow, backend);
+        }
         forward::nat_forward(ctx, packet.layout(), backend)
     } else if kind == FWD_TUN {
         forward::tunnel(ctx, packet.layout(), backend)
@@ -139,7 +143,7 @@ fn remember_client(ctx: &XdpContext, flow: FlowKey, backend: &vrrp_common::lvs::
         vip: vip_bytes(&flow.dst),
         vip_port: flow.dst_port,
         family: flow.family,
-        _pad: 0,
+        flags: 0,
         ifindex: ctx.ingress_ifindex() as u32,
         last_seen: 0,
         client_mac,
@@ -148,6 +152,29 @@ fn remember_client(ctx: &XdpContext, flow: FlowKey, backend: &vrrp_common::lvs::
         backend: index,
     };
     let _ = NAT.insert(&key, &entry, 0);
+}
+
+/// A new NAT flow for the sync daemon, when it runs (`LvsConfig::sync`).
+// A BPF subprogram: only new NAT flows pay for it.
+#[inline(never)]
+fn report_flow(flow: FlowKey, backend: &vrrp_common::lvs::Backend) {
+    match CONFIG.get(0) {
+        Some(config) if config.sync != 0 => {}
+        _ => return,
+    }
+    let record = SyncRecord {
+        client: flow.src,
+        vip: flow.dst,
+        backend: backend.addr,
+        client_port: flow.src_port,
+        vip_port: flow.dst_port,
+        backend_port: backend.port,
+        proto: flow.proto,
+        family: flow.family,
+    };
+    if SYNC_RING.output::<SyncRecord>(&record, 0).is_err() {
+        count(LvsReason::SyncRingFull);
+    }
 }
 
 /// Words back to the byte form map values use.
@@ -169,9 +196,41 @@ fn reply_or_pass(ctx: &XdpContext, packet: &Packet) -> u32 {
         _ => return XDP_PASS,
     }
     let key = packet.flow;
-    let Some(entry) = (unsafe { NAT.get(&key) }) else { return XDP_PASS };
-    let entry = *entry;
-    count(LvsReason::NatReverse);
+    let (mut entry, reason) = match unsafe { NAT.get(&key) } {
+        Some(entry) => (*entry, LvsReason::NatReverse),
+        None => {
+            // No state: a real server address:port that belongs to one NAT service alone maps
+            // back to that service's VIP:port (a flow another node started, a reply after a
+            // failover), routed by the FIB.
+            let rs = RealServerKey { addr: key.src, port: key.src_port, proto: key.proto, family: key.family };
+            let Some(target) = (unsafe { NAT_RS.get(&rs) }) else { return XDP_PASS };
+            match VIP_STATE.get(target.vip_index) {
+                Some(state) if *state == VIP_MASTER => {}
+                _ => return XDP_PASS,
+            }
+            let entry = NatReverse {
+                vip: target.vip,
+                vip_port: target.vip_port,
+                family: target.family,
+                flags: NAT_ROUTE_BY_FIB,
+                ifindex: 0,
+                last_seen: 0,
+                client_mac: [0; 6],
+                our_mac: [0; 6],
+                service: target.service,
+                backend: NO_BACKEND,
+            };
+            (entry, LvsReason::NatStateless)
+        }
+    };
+    // Entries that name no interface of ours (stateless ones, those the sync daemon
+    // installed from another node) are routed by the FIB; a reply it would not forward (to
+    // this host, no route) goes to the stack unchanged.
+    if (entry.flags & NAT_ROUTE_BY_FIB != 0 || entry.ifindex == 0) && !forward::route_reply(ctx, packet.layout(), &mut entry) {
+        count(LvsReason::NatFibPassed);
+        return XDP_PASS;
+    }
+    count(reason);
     forward::nat_reverse(ctx, packet.layout(), &entry).unwrap_or(XDP_DROP)
 }
 

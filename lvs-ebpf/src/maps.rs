@@ -3,12 +3,12 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use vrrp_common::lvs::{
     Backend, BackendStats, DEFAULT_CONNTRACK_ENTRIES, DEFAULT_MAGLEV_SIZE, DEFAULT_MAX_SERVICES,
-    DEFAULT_NAT_ENTRIES, Flow, FlowKey, LVS_REASONS, LvsConfig, MAX_BACKENDS, MAX_VIPS, NatReverse,
-    SERVICE_SLOTS, Service, ServiceStats,
+    DEFAULT_NAT_ENTRIES, Flow, FlowKey, LVS_REASONS, LvsConfig, MAX_BACKENDS, MAX_VIPS, NAT_RS_ENTRIES, NatReverse,
+    RealServerKey, RealServerVip, SERVICE_SLOTS, SYNC_RING_BYTES, Service, ServiceStats,
 };
 
 /// (VIP, port, proto) → service, open-addressed: an inlined array lookup per probe.
@@ -42,6 +42,16 @@ pub static CONNTRACK: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(D
 /// may arrive on another CPU than its request.
 #[map(name = "lvs_nat")]
 pub static NAT: LruHashMap<FlowKey, NatReverse> = LruHashMap::with_max_entries(DEFAULT_NAT_ENTRIES, 0);
+
+/// NAT real server address:port → the one service it belongs to (written by the controller,
+/// ambiguous ones left out): replies with no `lvs_nat` state are translated back from it.
+#[map(name = "lvs_nat_rs")]
+pub static NAT_RS: HashMap<RealServerKey, RealServerVip> = HashMap::with_max_entries(NAT_RS_ENTRIES, 0);
+
+/// New NAT flows for the sync daemon (`SyncRecord`), written only when `LvsConfig::sync` is on.
+/// Output never waits: a full ring drops the record, counted `sync_ring_full`.
+#[map(name = "lvs_sync_ring")]
+pub static SYNC_RING: RingBuf = RingBuf::with_byte_size(SYNC_RING_BYTES, 0);
 
 #[map(name = "lvs_config")]
 pub static CONFIG: Array<LvsConfig> = Array::with_max_entries(1, 0);

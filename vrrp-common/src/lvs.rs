@@ -165,7 +165,10 @@ pub struct NatReverse {
     pub vip: [u8; 16],
     pub vip_port: u16,
     pub family: u8,
-    pub _pad: u8,
+    /// `NAT_ROUTE_BY_FIB` (reply entries installed by the sync daemon).
+    pub flags: u8,
+    /// The client side's interface; 0 (or `NAT_ROUTE_BY_FIB`): the reply is routed by
+    /// `bpf_fib_lookup` (an entry another node made names its interfaces and MACs, not ours).
     pub ifindex: u32,
     /// Coarse seconds of the last packet (forward entries of persistent services).
     pub last_seen: u32,
@@ -177,6 +180,56 @@ pub struct NatReverse {
     pub backend: u32,
 }
 
+/// `NatReverse::flags`: route the reply by a FIB lookup instead of `ifindex` and the MACs.
+pub const NAT_ROUTE_BY_FIB: u8 = 1;
+
+/// Key of `lvs_nat_rs` (stateless reverse translation): a NAT real server as its replies
+/// show it on the wire (address words as `FlowKey`, port in network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct RealServerKey {
+    pub addr: [u32; 4],
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Value of `lvs_nat_rs`: the one NAT service that real server address:port belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RealServerVip {
+    pub vip: [u8; 16],
+    pub vip_port: u16,
+    pub family: u8,
+    pub _pad: u8,
+    pub service: u32,
+    /// Slot in `vip_state`: translated only while this node is Master for the VIP.
+    pub vip_index: u32,
+}
+
+/// Entries of `lvs_nat_rs`: one per real server address:port.
+pub const NAT_RS_ENTRIES: u32 = MAX_BACKENDS;
+
+/// A new NAT flow, as the balancer reports it to the sync daemon (`lvs_sync_ring`): the
+/// request as the client sent it (`src`/`dst` words as in `FlowKey`, ports in network
+/// order) and the real server it was given (address bytes, port in network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SyncRecord {
+    pub client: [u32; 4],
+    pub vip: [u32; 4],
+    pub backend: [u8; 16],
+    pub client_port: u16,
+    pub vip_port: u16,
+    pub backend_port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Bytes of `lvs_sync_ring` (a power of two, a multiple of the page size): 16,384 records
+/// of 56 bytes plus the ring's 8-byte headers.
+pub const SYNC_RING_BYTES: u32 = 1 << 20;
+
 /// Value of `lvs_config[0]`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -187,6 +240,9 @@ pub struct LvsConfig {
     /// Outer source addresses of TUN (IPIP / IPv6-in-IPv6) packets.
     pub tun_src4: [u8; 4],
     pub tun_src6: [u8; 16],
+    /// Non-zero when `lvs_sync_daemon` is configured: new NAT flows are reported in
+    /// `lvs_sync_ring`.
+    pub sync: u32,
 }
 
 /// Per-backend per-CPU counters (`lvs_backend_stats[backend]`). A service's packets and
@@ -233,16 +289,27 @@ pub enum LvsReason {
     Ipv6Extension = 3,
     /// A NAT reply translated back to the VIP.
     NatReverse = 4,
+    /// A NAT reply with no state translated back by its real server's one service
+    /// (`lvs_nat_rs`) and routed by the FIB.
+    NatStateless = 5,
+    /// A reply to route by the FIB (stateless, or a synced entry) that the FIB said is for
+    /// this host, or could not route: passed unchanged.
+    NatFibPassed = 6,
+    /// A new NAT flow the sync ring had no room for: not synced.
+    SyncRingFull = 7,
 }
-pub const LVS_REASONS: u32 = 5;
+pub const LVS_REASONS: u32 = 8;
 
 impl LvsReason {
-    pub const ALL: [LvsReason; 5] = [
+    pub const ALL: [LvsReason; 8] = [
         LvsReason::IpOptions,
         LvsReason::Fragment,
         LvsReason::Truncated,
         LvsReason::Ipv6Extension,
         LvsReason::NatReverse,
+        LvsReason::NatStateless,
+        LvsReason::NatFibPassed,
+        LvsReason::SyncRingFull,
     ];
     pub const fn name(self) -> &'static str {
         match self {
@@ -251,6 +318,9 @@ impl LvsReason {
             LvsReason::Truncated => "truncated",
             LvsReason::Ipv6Extension => "ipv6_extension",
             LvsReason::NatReverse => "nat_reverse",
+            LvsReason::NatStateless => "nat_stateless",
+            LvsReason::NatFibPassed => "nat_fib_passed",
+            LvsReason::SyncRingFull => "sync_ring_full",
         }
     }
 }
@@ -347,7 +417,10 @@ mod tests {
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<Flow>(), 8);
         assert_eq!(size_of::<NatReverse>(), 48);
-        assert_eq!(size_of::<LvsConfig>(), 24);
+        assert_eq!(size_of::<LvsConfig>(), 28);
+        assert_eq!(size_of::<RealServerKey>(), 20);
+        assert_eq!(size_of::<RealServerVip>(), 28);
+        assert_eq!(size_of::<SyncRecord>(), 56);
         assert_eq!(size_of::<BackendStats>(), 24);
         assert_eq!(size_of::<ServiceStats>(), 48);
     }

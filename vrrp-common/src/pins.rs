@@ -26,6 +26,10 @@ pub const MAP_VIP_STATE: &str = "vip_state";
 pub const MAP_LVS_CONNTRACK: &str = "lvs_conntrack";
 /// lvs-ebpf: shared LRU `FlowKey (reply) -> NatReverse`.
 pub const MAP_LVS_NAT: &str = "lvs_nat";
+/// lvs-ebpf: hash `RealServerKey -> RealServerVip` (stateless reverse NAT).
+pub const MAP_LVS_NAT_RS: &str = "lvs_nat_rs";
+/// lvs-ebpf: ring buffer of `SyncRecord` (new NAT flows for the sync daemon).
+pub const MAP_LVS_SYNC_RING: &str = "lvs_sync_ring";
 /// lvs-ebpf: array[1] of `LvsConfig`.
 pub const MAP_LVS_CONFIG: &str = "lvs_config";
 /// lvs-ebpf: per-CPU arrays of `BackendStats` / `ServiceStats`; per-CPU u64 by `LvsReason`.

@@ -7,7 +7,10 @@ unsafe impl aya::Pod for VridConfig {}
 unsafe impl aya::Pod for PeerKey {}
 unsafe impl aya::Pod for GuardStatKey {}
 
-use crate::lvs::{Backend, BackendStats, Flow, FlowKey, LvsConfig, NatReverse, Service, ServiceStats};
+use crate::lvs::{
+    Backend, BackendStats, Flow, FlowKey, LvsConfig, NatReverse, RealServerKey, RealServerVip, Service, ServiceStats,
+    SyncRecord,
+};
 
 unsafe impl aya::Pod for Service {}
 unsafe impl aya::Pod for Backend {}
@@ -17,3 +20,6 @@ unsafe impl aya::Pod for NatReverse {}
 unsafe impl aya::Pod for LvsConfig {}
 unsafe impl aya::Pod for BackendStats {}
 unsafe impl aya::Pod for ServiceStats {}
+unsafe impl aya::Pod for RealServerKey {}
+unsafe impl aya::Pod for RealServerVip {}
+unsafe impl aya::Pod for SyncRecord {}

@@ -17,7 +17,7 @@ use vrrp_common::{
     guard::{PeerKey, VridConfig, VridKey},
     pins::{
         LVS_PROG_SLOT, MAP_GUARD_STATS, MAP_LVS_BACKEND_STATS, MAP_LVS_BACKENDS, MAP_LVS_CONFIG,
-        MAP_LVS_CONNTRACK, MAP_LVS_DROPS, MAP_LVS_MAGLEV, MAP_LVS_NAT, MAP_LVS_PROGS,
+        MAP_LVS_CONNTRACK, MAP_LVS_DROPS, MAP_LVS_MAGLEV, MAP_LVS_NAT, MAP_LVS_NAT_RS, MAP_LVS_PROGS,
         MAP_LVS_SERVICE_STATS, MAP_LVS_SERVICES, MAP_PEERS, MAP_VIP_STATE, MAP_VRIDS,
         PIN_PROG_LVS_BALANCER, PIN_PROG_VRRP_GUARD, PROG_LVS_BALANCER, PROG_VRRP_GUARD,
     },
@@ -65,7 +65,7 @@ pub struct LoadOptions {
 }
 
 /// The balancer's maps that `pin` pins (flow state is pinned at load, see `LoadOptions`).
-const LVS_PINNED_MAPS: [&str; 8] = [
+const LVS_PINNED_MAPS: [&str; 9] = [
     MAP_LVS_SERVICES,
     MAP_LVS_BACKENDS,
     MAP_LVS_MAGLEV,
@@ -74,6 +74,7 @@ const LVS_PINNED_MAPS: [&str; 8] = [
     MAP_LVS_BACKEND_STATS,
     MAP_LVS_SERVICE_STATS,
     MAP_LVS_DROPS,
+    MAP_LVS_NAT_RS,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,11 +7,11 @@ use std::os::fd::AsFd;
 use anyhow::{Context, Result, anyhow};
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData},
+    maps::{Array, HashMap, Map, MapData},
 };
 use vrrp_common::{
-    lvs::{Backend, LvsConfig, Service, VIP_BACKUP, VIP_MASTER},
-    pins::{MAP_LVS_BACKENDS, MAP_LVS_CONFIG, MAP_LVS_MAGLEV, MAP_LVS_SERVICES, MAP_VIP_STATE},
+    lvs::{Backend, LvsConfig, RealServerKey, RealServerVip, Service, VIP_BACKUP, VIP_MASTER},
+    pins::{MAP_LVS_BACKENDS, MAP_LVS_CONFIG, MAP_LVS_MAGLEV, MAP_LVS_NAT_RS, MAP_LVS_SERVICES, MAP_VIP_STATE},
 };
 
 use super::{Dataplane, ring_memory::RingMemory};
@@ -28,6 +28,8 @@ pub trait LvsMaps {
     fn ring_slot(&self, index: u32) -> Result<u32>;
     fn put_vip_state(&mut self, index: u32, master: bool) -> Result<()>;
     fn put_config(&mut self, config: &LvsConfig) -> Result<()>;
+    /// Writes (`Some`) or removes one entry of `lvs_nat_rs` (stateless reverse NAT).
+    fn put_nat_rs(&mut self, key: &RealServerKey, target: Option<&RealServerVip>) -> Result<()>;
 }
 
 /// The balancer's maps, owned.
@@ -36,6 +38,7 @@ pub struct XdpMaps {
     backends: Array<MapData, Backend>,
     vip_state: Array<MapData, u32>,
     config: Array<MapData, LvsConfig>,
+    nat_rs: HashMap<MapData, RealServerKey, RealServerVip>,
     rings: RingMemory,
 }
 
@@ -61,6 +64,14 @@ impl XdpMaps {
             backends: array(object, MAP_LVS_BACKENDS)?,
             vip_state: array(object, MAP_VIP_STATE)?,
             config: array(object, MAP_LVS_CONFIG)?,
+            nat_rs: {
+                let data = match object.map(MAP_LVS_NAT_RS) {
+                    Some(Map::HashMap(data)) => data,
+                    _ => return Err(anyhow!("the balancer object has no hash {MAP_LVS_NAT_RS}")),
+                };
+                let fd = data.fd().as_fd().try_clone_to_owned().context("duplicating lvs_nat_rs")?;
+                HashMap::try_from(Map::HashMap(MapData::from_fd(fd)?))?
+            },
             rings,
         })
     }
@@ -95,6 +106,16 @@ impl LvsMaps for XdpMaps {
     fn put_config(&mut self, config: &LvsConfig) -> Result<()> {
         self.config.set(0, *config, 0).context("writing lvs_config")
     }
+
+    fn put_nat_rs(&mut self, key: &RealServerKey, target: Option<&RealServerVip>) -> Result<()> {
+        match target {
+            Some(target) => self.nat_rs.insert(key, target, 0).context("writing lvs_nat_rs"),
+            None => match self.nat_rs.remove(key) {
+                Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                other => other.context("removing from lvs_nat_rs"),
+            },
+        }
+    }
 }
 
 /// Tests and benchmarks write through the `Dataplane` that loaded the maps.
@@ -119,5 +140,8 @@ impl LvsMaps for Dataplane {
     }
     fn put_config(&mut self, config: &LvsConfig) -> Result<()> {
         self.lvs_maps_mut()?.put_config(config)
+    }
+    fn put_nat_rs(&mut self, key: &RealServerKey, target: Option<&RealServerVip>) -> Result<()> {
+        self.lvs_maps_mut()?.put_nat_rs(key, target)
     }
 }

@@ -8,6 +8,7 @@ pub mod ipvs_dataplane;
 pub mod maglev;
 pub mod plan;
 pub mod quorum;
+pub mod reverse;
 pub mod tables;
 #[cfg(test)]
 mod tables_tests;

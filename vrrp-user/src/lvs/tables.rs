@@ -17,7 +17,8 @@ use vrrp_common::{
     guard::{FAMILY_IPV4, FAMILY_IPV6},
     lvs::{
         BACKEND_ALIVE, BACKEND_RESOLVED, Backend, FWD_DR, FWD_NAT, FWD_TUN, LvsConfig, MAX_BACKENDS, MAX_VIPS,
-        NO_BACKEND, SERVICE_PERSISTENT, SERVICE_PROBES, SERVICE_SLOTS, SERVICE_SOURCE_HASH, Service, ring_current,
+        NO_BACKEND, RealServerKey, RealServerVip, SERVICE_PERSISTENT, SERVICE_PROBES, SERVICE_SLOTS, SERVICE_SOURCE_HASH,
+        Service, ring_current,
         ring_slot, service_slot_hash,
     },
 };
@@ -147,6 +148,10 @@ pub struct LvsTables {
     config: LvsConfig,
     /// Quorum changes not yet taken by the daemon.
     quorum_changes: Vec<QuorumChange>,
+    /// `lvs_nat_rs` as written (stateless reverse NAT).
+    nat_rs: BTreeMap<RealServerKey, RealServerVip>,
+    /// Ambiguous real servers already logged (once each).
+    ambiguous_logged: BTreeSet<RealServerKey>,
 }
 
 impl LvsTables {
@@ -162,6 +167,8 @@ impl LvsTables {
             vrrp_vips: BTreeMap::new(),
             config: LvsConfig::default(),
             quorum_changes: Vec::new(),
+            nat_rs: BTreeMap::new(),
+            ambiguous_logged: BTreeSet::new(),
         }
     }
 
@@ -382,6 +389,9 @@ impl LvsTables {
                 errors.push(format!("{}: {}: {error:#}", plan.at, plan.key));
             }
         }
+        if let Err(error) = self.write_nat_rs(maps) {
+            errors.push(format!("writing lvs_nat_rs: {error:#}"));
+        }
         self.config.nat_services = self.services.values().filter(|s| s.plan.forwarding == LbKind::Nat).count() as u32;
         if let Err(error) = maps.put_config(&self.config) {
             errors.push(format!("writing lvs_config: {error:#}"));
@@ -390,6 +400,46 @@ impl LvsTables {
             errors.push(format!("writing vip_state: {error:#}"));
         }
         errors
+    }
+
+    /// Brings `lvs_nat_rs` to the installed NAT services' unambiguous real servers (new and
+    /// changed entries first, then the ones no longer wanted). Each ambiguous real server is
+    /// logged once.
+    fn write_nat_rs(&mut self, maps: &mut impl LvsMaps) -> Result<()> {
+        let inputs: Vec<super::reverse::ReverseInput> = self
+            .services
+            .values()
+            .map(|s| super::reverse::ReverseInput {
+                key: s.plan.key,
+                name: &s.plan.name,
+                forwarding: s.plan.forwarding,
+                index: s.index,
+                vip_index: s.vip_index,
+                real_servers: s.plan.backends.iter().chain(&s.plan.sorry).map(|b| (b.addr, b.port)).collect(),
+            })
+            .collect();
+        let (wanted, ambiguous) = super::reverse::reverse_entries(&inputs);
+        for shared in ambiguous {
+            if self.ambiguous_logged.insert(shared.key) {
+                tracing::warn!(
+                    real_server = %std::net::SocketAddr::from(shared.real_server),
+                    services = ?shared.services,
+                    "this NAT real server belongs to several virtual_servers: its replies are translated only with flow state (no stateless reverse translation)"
+                );
+            }
+        }
+        for (key, target) in &wanted {
+            if self.nat_rs.get(key) != Some(target) {
+                maps.put_nat_rs(key, Some(target))?;
+                self.nat_rs.insert(*key, *target);
+            }
+        }
+        let gone: Vec<RealServerKey> = self.nat_rs.keys().filter(|k| !wanted.contains_key(k)).copied().collect();
+        for key in gone {
+            maps.put_nat_rs(&key, None)?;
+            self.nat_rs.remove(&key);
+        }
+        Ok(())
     }
 
     /// TUN's outer source addresses.

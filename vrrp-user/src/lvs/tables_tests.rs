@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use vrrp_common::lvs::{
+    RealServerKey, RealServerVip,
     BACKEND_ALIVE, BACKEND_RESOLVED, Backend, LvsConfig, NO_BACKEND, Service, VIP_MASTER, ring_current,
     ring_previous,
 };
@@ -27,6 +28,7 @@ pub(super) struct FakeMaps {
     config: LvsConfig,
     /// (map, index) in write order.
     log: Vec<(&'static str, u32)>,
+    nat_rs: BTreeMap<RealServerKey, RealServerVip>,
 }
 
 impl LvsMaps for FakeMaps {
@@ -57,6 +59,13 @@ impl LvsMaps for FakeMaps {
     }
     fn put_config(&mut self, config: &LvsConfig) -> Result<()> {
         self.config = *config;
+        Ok(())
+    }
+    fn put_nat_rs(&mut self, key: &RealServerKey, target: Option<&RealServerVip>) -> Result<()> {
+        match target {
+            Some(target) => self.nat_rs.insert(*key, *target),
+            None => self.nat_rs.remove(key),
+        };
         Ok(())
     }
 }
@@ -309,4 +318,21 @@ fn a_real_server_whose_mac_changes_in_the_neighbour_table_gets_the_new_mac() {
     let entry = xdp.maps.backends.values().next().unwrap();
     assert_eq!(entry.mac, [2, 0, 0, 0, 0, 7]);
     assert_ne!(entry.flags & BACKEND_RESOLVED, 0);
+}
+
+#[test]
+fn nat_real_servers_are_written_to_the_stateless_reverse_map_and_removed_with_their_service() {
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    assert!(tables.apply(&[service(LbKind::Nat, vec![backend(1, 1), backend(2, 1)])], &mut maps).is_empty());
+    assert_eq!(maps.nat_rs.len(), 2);
+    let key = crate::lvs::reverse::real_server_key("10.0.1.1".parse().unwrap(), 80, 6);
+    assert_eq!(u16::from_be(maps.nat_rs[&key].vip_port), 80);
+    // One real server removed: its entry goes.
+    assert!(tables.apply(&[service(LbKind::Nat, vec![backend(2, 1)])], &mut maps).is_empty());
+    assert_eq!(maps.nat_rs.len(), 1);
+    assert!(!maps.nat_rs.contains_key(&key));
+    // DR has no reverse translation.
+    assert!(tables.apply(&[service(LbKind::Dr, vec![backend(2, 1)])], &mut maps).is_empty());
+    assert!(maps.nat_rs.is_empty());
 }
