@@ -38,4 +38,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_check",
     "lab_link",
     "lab_crash",
+    "lab_pair",
 ];
