@@ -1,5 +1,6 @@
 //! Shared by keepxdp's privileged tests and its benchmark binary.
 pub mod lvs_lab;
+pub mod pair_lab;
 
 use anyhow::Result;
 use keepxdp::bpf::{Dataplane, GuardInstance, GuardMaps, guard_entries};

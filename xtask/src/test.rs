@@ -40,4 +40,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_crash",
     "lab_ops",
     "lab_reload",
+    "lab_pair",
 ];

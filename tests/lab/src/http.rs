@@ -149,19 +149,30 @@ impl Drop for HttpServer {
 /// Connects from `source_port` (fixed ports make a run's flows, and so the balancer's
 /// choices, the same every time).
 fn connect(target: SocketAddr, source_port: u16) -> Result<TcpStream> {
+    connect_within(target, source_port, Duration::from_secs(3))
+}
+
+/// `connect` giving up after `timeout` (port 0: one the kernel picks).
+fn connect_within(target: SocketAddr, source_port: u16, timeout: Duration) -> Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(target), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     let any: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
     socket.bind(&SocketAddr::new(any.ip(), source_port).into())?;
-    socket.connect_timeout(&target.into(), Duration::from_secs(3))?;
+    socket.connect_timeout(&target.into(), timeout)?;
     let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    stream.set_read_timeout(Some(timeout))?;
     Ok(stream)
 }
 
 /// One `GET /` from `source_port`: the answering server's name.
 pub fn get(target: SocketAddr, source_port: u16) -> Result<String> {
-    let mut stream = connect(target, source_port)?;
+    get_within(target, source_port, Duration::from_secs(3))
+}
+
+/// `get` failing when connecting, or any read, takes longer than `timeout` (port 0: one the
+/// kernel picks).
+pub fn get_within(target: SocketAddr, source_port: u16, timeout: Duration) -> Result<String> {
+    let mut stream = connect_within(target, source_port, timeout)?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;

@@ -9,6 +9,7 @@ pub mod frames;
 pub mod http;
 pub mod keepalived;
 pub mod keepxdp;
+pub mod lines;
 pub mod netns;
 pub mod packets;
 pub mod process;
