@@ -12,6 +12,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod lvs;
 pub mod net;
+pub mod observe;
 pub mod ops;
 pub mod track;
 pub mod vrrp;

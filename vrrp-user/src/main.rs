@@ -75,6 +75,18 @@ enum Command {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Connections, packets and bytes per second over --interval, like `ipvsadm -Ln --rate`.
+        #[arg(long, conflicts_with = "connections")]
+        rate: bool,
+        /// Seconds between the two reads of --rate.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// The connections the data plane keeps state for, like `ipvsadm -Lcn`.
+        #[arg(short = 'c', long)]
+        connections: bool,
+        /// Exact numbers (accepted as ipvsadm's --exact; keepxdp never abbreviates them).
+        #[arg(long)]
+        exact: bool,
     },
     /// Print the kernel's IPVS table as keepalived.conf virtual_server blocks (needs a kernel
     /// with ip_vs; keepxdp's XDP data plane does not).
@@ -230,18 +242,15 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lvs { pin_dir, control_socket, json } => {
-            let mut table = keepxdp::bpf::read_lvs(&pin_dir)?;
-            if let Ok(document) = read_status(&control_socket)
-                && let Ok(status) = serde_json::from_str::<serde_json::Value>(&document)
-            {
-                keepxdp::bpf::add_checkers(&mut table, &status);
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&table)?);
-            } else {
-                print!("{}", keepxdp::bpf::format_lvs(&table));
-            }
+        Command::Lvs { pin_dir, control_socket, json, rate, interval, connections, exact: _ } => {
+            use keepxdp::observe::command::{LvsView, lvs};
+            let view = match (rate, connections) {
+                (true, _) if !(0.05..=3600.0).contains(&interval) => anyhow::bail!("--interval {interval}: give seconds between 0.05 and 3600"),
+                (true, _) => LvsView::Rate(std::time::Duration::from_secs_f64(interval)),
+                (_, true) => LvsView::Connections,
+                _ => LvsView::Stats,
+            };
+            print!("{}", lvs(&pin_dir, &control_socket, view, json)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Ipvs { command: IpvsCommand::Import } => {

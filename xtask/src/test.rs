@@ -39,4 +39,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_link",
     "lab_crash",
     "lab_ops",
+    "lab_observe",
 ];
