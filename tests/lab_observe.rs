@@ -13,7 +13,10 @@ use std::{
 
 use anyhow::{Result, ensure};
 use keepxdp_lab::{http, keepxdp::Keepxdp, netns::Netns, process::wait_for, require_root};
-use keepxdp_tests::lvs_lab::{Nat, VIP, nat_lab, start};
+use keepxdp_tests::lvs_lab::{Nat, VIP, nat_lab, start_with};
+
+/// Where keepxdp serves metrics, inside the LB namespace.
+const METRICS: &str = "127.0.0.1:19650";
 
 const REAL_SERVERS: [&str; 3] = ["10.1.0.11", "10.1.0.12", "10.1.0.13"];
 
@@ -87,8 +90,55 @@ fn lvs(keepxdp: &Keepxdp, extra: &[&str]) -> Result<String> {
 fn lab() -> Result<(tempfile::TempDir, Nat, Keepxdp)> {
     let dir = tempfile::tempdir()?;
     let lab = nat_lab("10.1.0.1")?;
-    let keepxdp = start(&lab.lb, dir.path(), &config(), &REAL_SERVERS)?;
+    let keepxdp = start_with(&lab.lb, dir.path(), &config(), &REAL_SERVERS, &["--metrics-listen", METRICS])?;
     Ok((dir, lab, keepxdp))
+}
+
+/// `GET /metrics` from inside `netns`: the body.
+fn scrape(netns: &Netns) -> Result<String> {
+    use std::io::{Read, Write};
+    let path = netns.path();
+    std::thread::spawn(move || -> Result<String> {
+        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let mut stream = std::net::TcpStream::connect(METRICS)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: lab\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        ensure!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("scrape thread panicked"))?
+}
+
+/// `promtool check metrics` (Debian's prometheus package): the exposition lints clean.
+fn promtool(body: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("promtool (cargo xtask setup installs it): {e}"))?;
+    child.stdin.take().expect("piped").write_all(body.as_bytes())?;
+    let output = child.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// The value of the series `name{...}` whose labels include every one of `labels`.
+fn series(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// (the Alive column, the checker's state) of `real`'s row in `keepxdp lvs`.
@@ -114,6 +164,32 @@ fn lab_rates_and_connections_follow_known_traffic_and_lvs_agrees_with_the_checke
     let service = rate.lines().find(|l| l.starts_with("TCP  10.0.0.100:80")).ok_or_else(|| anyhow::anyhow!("{rate}"))?;
     ensure!(numbers(service).len() == 3 && numbers(service).iter().all(|n| *n > 0.0), "CPS, InPPS, InBPS non-zero:\n{rate}");
     ensure!(rate.lines().filter(|l| l.starts_with("  -> 10.1.0.1")).count() == 3, "{rate}");
+
+    // Metrics: scraped while traffic flows, linted, with keepalived's and node_exporter's names.
+    let body = scrape(&lab.lb)?;
+    promtool(&body)?;
+    let vi = ["iname=\"VI_1\"", "intf=\"eth0\"", "vrid=\"51\""];
+    ensure!(series(&body, "keepalived_vrrp_state", &vi) == Some(2.0), "VI_1 is Master:\n{body}");
+    ensure!(series(&body, "keepalived_advertisements_sent_total", &vi).is_some_and(|n| n > 0.0), "{body}");
+    for rs in REAL_SERVERS {
+        let labels = ["local_address=\"10.0.0.100\"", "local_port=\"80\"", "proto=\"TCP\"", "remote_port=\"8080\""];
+        let remote = format!("remote_address=\"{rs}\"");
+        let labels: Vec<&str> = labels.iter().copied().chain([remote.as_str()]).collect();
+        ensure!(series(&body, "keepalived_lvs_rs_in_packets_total", &labels).is_some_and(|n| n > 0.0), "{rs} forwarded packets:\n{body}");
+        ensure!(series(&body, "node_ipvs_backend_weight", &labels) == Some(1.0), "{body}");
+        ensure!(series(&body, "keepxdp_checker_probe_duration_seconds_count", &labels).is_some(), "{body}");
+    }
+    // Each checker's first probe comes within its warmup: then each histogram counts.
+    wait_for("every checker's probes in the histograms", Duration::from_secs(5), || {
+        let body = scrape(&lab.lb)?;
+        Ok(body.lines().filter(|l| l.starts_with("keepxdp_checker_probe_duration_seconds_count{") && !l.ends_with(" 0")).count() == 3)
+    })?;
+    // (A lone Master receives no adverts: the guard's counters are covered by unit tests.)
+    ensure!(series(&body, "keepxdp_lvs_nat_entries", &[]).is_some_and(|n| n > 0.0), "{body}");
+    let first = series(&body, "keepalived_lvs_vip_in_packets_total", &["local_address=\"10.0.0.100\""]).unwrap_or(0.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let again = series(&scrape(&lab.lb)?, "keepalived_lvs_vip_in_packets_total", &["local_address=\"10.0.0.100\""]).unwrap_or(0.0);
+    ensure!(again > first, "the counter grows with the traffic: {first} then {again}");
 
     // A held connection is in the connection list, with its real server.
     let path = lab.client.path();

@@ -116,7 +116,12 @@ pub fn resolved(keepxdp: &Keepxdp, lb: &Netns, real_servers: &[&str]) -> Result<
 /// MACs known: until a neighbour is resolved the balancer hands its packets to the stack
 /// (counted `unresolved`) while keepxdp has the kernel resolve it.
 pub fn start(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str]) -> Result<Keepxdp> {
-    let keepxdp = Keepxdp::start(&keepxdp_bin()?, lb, dir, config)?;
+    start_with(lb, dir, config, real_servers, &[])
+}
+
+/// `start` with more `keepxdp run` options.
+pub fn start_with(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str], extra: &[&str]) -> Result<Keepxdp> {
+    let keepxdp = Keepxdp::start_with(&keepxdp_bin()?, lb, dir, config, extra)?;
     wait_for("the LB to become Master", Duration::from_secs(10), || holds(lb, "eth0", VIP))?;
     wait_for("the balancer to forward the VIP", Duration::from_secs(5), || Ok(lvs_table(&keepxdp, lb)?.contains(" master")))?;
     wait_for("the real servers' MACs", Duration::from_secs(10), || resolved(&keepxdp, lb, real_servers))?;

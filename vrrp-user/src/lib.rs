@@ -11,6 +11,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod lvs;
+pub mod metrics;
 pub mod net;
 pub mod observe;
 pub mod ops;

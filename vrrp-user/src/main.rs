@@ -61,6 +61,9 @@ enum Command {
         /// keepalived.stats, SIGRTMIN+2 keepalived.json.
         #[arg(long, default_value = keepxdp::ops::dump_files::DEFAULT_DUMP_DIR)]
         dump_dir: PathBuf,
+        /// Serve Prometheus metrics on ADDR (`GET /metrics`, e.g. 127.0.0.1:9650); off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         keepalived: KeepalivedFlags,
     },
@@ -232,6 +235,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             nat_entries,
             lb_backend,
             dump_dir,
+            metrics_listen,
             keepalived,
         } => {
             let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
@@ -239,7 +243,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived, metrics_listen }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lvs { pin_dir, control_socket, json, rate, interval, connections, exact: _ } => {
