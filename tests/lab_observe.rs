@@ -141,6 +141,48 @@ fn series(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// A tmux server of this test's own (`tmux -L kx<pid>-top`), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, command: &str) -> Result<Tmux> {
+        let tmux = Tmux { socket: format!("kx{}-top", std::process::id()) };
+        tmux.run(&["new-session", "-d", "-s", "top", "-x", &width.to_string(), "-y", &height.to_string(), command])?;
+        Ok(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["-L", self.socket.as_str()];
+        all.extend_from_slice(args);
+        keepxdp_lab::run("tmux", &all)
+    }
+
+    fn screen(&self) -> Result<String> {
+        self.run(&["capture-pane", "-p", "-t", "top"])
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The PKT/s column of `real`'s row on `keepxdp top`'s screen (k/M suffixes read back).
+fn top_packets_per_second(screen: &str, real: &str) -> Option<f64> {
+    let row = screen.lines().find(|l| l.contains(&format!("-> {real}:")))?;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    let cell = cells.get(cells.len().checked_sub(2)?)?;
+    let (digits, scale) = match cell.chars().last()? {
+        'k' => (&cell[..cell.len() - 1], 1e3),
+        'M' => (&cell[..cell.len() - 1], 1e6),
+        _ => (&cell[..], 1.0),
+    };
+    digits.parse::<f64>().ok().map(|n| n * scale)
+}
+
 /// (the Alive column, the checker's state) of `real`'s row in `keepxdp lvs`.
 fn alive_and_checker(table: &str, real: &str) -> Option<(String, String)> {
     let mut lines = table.lines().skip_while(|l| !l.trim_start().starts_with(&format!("-> {real}:")));
@@ -190,6 +232,26 @@ fn lab_rates_and_connections_follow_known_traffic_and_lvs_agrees_with_the_checke
     std::thread::sleep(Duration::from_millis(300));
     let again = series(&scrape(&lab.lb)?, "keepalived_lvs_vip_in_packets_total", &["local_address=\"10.0.0.100\""]).unwrap_or(0.0);
     ensure!(again > first, "the counter grows with the traffic: {first} then {again}");
+
+    // keepxdp top under tmux: instance names and non-zero rates while traffic flows; q quits.
+    let command = format!(
+        "{} top --pin-dir {} --control-socket {}",
+        keepxdp.binary.display(),
+        keepxdp.pin_dir.display(),
+        keepxdp.control_socket.display()
+    );
+    let tmux = Tmux::start(110, 30, &command)?;
+    let mut shown = String::new();
+    wait_for("keepxdp top showing rates", Duration::from_secs(5), || {
+        shown = tmux.screen()?;
+        Ok(shown.contains("VI_1") && REAL_SERVERS.iter().all(|rs| top_packets_per_second(&shown, rs).is_some_and(|n| n > 0.0)))
+    })
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{shown}"))?;
+    ensure!(shown.contains("Master") && shown.contains("TCP 10.0.0.100:80"), "{shown}");
+    eprintln!("keepxdp top under traffic:\n{shown}");
+    tmux.run(&["send-keys", "-t", "top", "q"])?;
+    wait_for("keepxdp top to quit on q", Duration::from_secs(3), || Ok(tmux.run(&["has-session", "-t", "top"]).is_err()))?;
+    drop(tmux);
 
     // A held connection is in the connection list, with its real server.
     let path = lab.client.path();

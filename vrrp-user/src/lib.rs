@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod net;
 pub mod observe;
 pub mod ops;
+pub mod top;
 pub mod track;
 pub mod vrrp;

@@ -91,6 +91,13 @@ enum Command {
         #[arg(long)]
         exact: bool,
     },
+    /// Watch instances, services, real servers and their rates, refreshed every second (q quits).
+    Top {
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
+    },
     /// Print the kernel's IPVS table as keepalived.conf virtual_server blocks (needs a kernel
     /// with ip_vs; keepxdp's XDP data plane does not).
     Ipvs {
@@ -255,6 +262,10 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 _ => LvsView::Stats,
             };
             print!("{}", lvs(&pin_dir, &control_socket, view, json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top { pin_dir, control_socket } => {
+            keepxdp::top::run(&pin_dir, &control_socket, std::time::Duration::from_secs(1))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ipvs { command: IpvsCommand::Import } => {
