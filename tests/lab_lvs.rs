@@ -5,15 +5,15 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use anyhow::{Result, ensure};
 use keepxdp_lab::{
-    http::{self, HttpServer},
+    http,
     keepxdp::Keepxdp,
-    netns::{Netns, Switch, veth_pair},
+    netns::Netns,
     process::wait_for,
     require_root,
 };
 use keepxdp_tests::{
-    AttachedXdp, attach_xdp_pass, keepxdp_bin,
-    lvs_lab::{VIP, dr_lab, full_checksums, holds, lvs_table, requests, resolved, start},
+    keepxdp_bin,
+    lvs_lab::{VIP, dr_lab, holds, lvs_table, nat_lab, requests, resolved, start},
 };
 
 fn real_servers(kind: &str, servers: &[(&str, u32)], port: u16) -> String {
@@ -108,39 +108,6 @@ fn lab_dr_spreads_300_requests_by_weight_and_a_reload_keeps_established_connecti
     ensure!(table.contains("Route") && table.contains("10.0.0.13:80"), "{table}");
     let smaller = config("DR", &servers[..2], 80, "");
     reload_keeps_established_connections(&lab.lb, &keepxdp, &lab.client, &smaller, "rs3")
-}
-
-struct Nat {
-    _xdp: Vec<AttachedXdp>,
-    _servers: Vec<HttpServer>,
-    client: Netns,
-    lb: Netns,
-    _rs: Vec<Netns>,
-    _switch: Switch,
-}
-
-/// `gateway`: the real servers' default route (VI_GW's VIP, or the LB's own eth1 address).
-fn nat_lab(gateway: &str) -> Result<Nat> {
-    let mut switch = Switch::new()?;
-    let client = Netns::new("cl")?;
-    let lb = Netns::new("lb")?;
-    veth_pair(&client, "eth0", "10.0.0.1/24", &lb, "eth0", "10.0.0.2/24")?;
-    full_checksums(&client, "eth0")?;
-    lb.run("sysctl", &["-qw", "net.ipv4.conf.all.forwarding=1"])?;
-    let lb_port = switch.plug(&lb, "eth1", "10.1.0.1/24")?;
-    // Frames the LB redirects or sends back with native XDP need a program on the receiver.
-    let xdp = vec![attach_xdp_pass(&switch.netns, &lb_port)?, attach_xdp_pass(&client, "eth0")?];
-    let mut rs = Vec::new();
-    let mut servers = Vec::new();
-    for n in 1..=3 {
-        let host = Netns::new(&format!("rs{n}"))?;
-        switch.plug(&host, "eth0", &format!("10.1.0.1{n}/24"))?;
-        full_checksums(&host, "eth0")?;
-        host.ip(&["route", "add", "default", "via", gateway])?;
-        servers.push(HttpServer::start(&host, "0.0.0.0:8080".parse()?, &format!("rs{n}"))?);
-        rs.push(host);
-    }
-    Ok(Nat { _xdp: xdp, _servers: servers, client, lb, _rs: rs, _switch: switch })
 }
 
 /// The classic keepalived NAT pair: the real servers' gateway is a VIP of a second instance.

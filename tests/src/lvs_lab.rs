@@ -9,7 +9,7 @@ use anyhow::Result;
 use keepxdp_lab::{
     http::{self, HttpServer},
     keepxdp::Keepxdp,
-    netns::{Netns, Switch},
+    netns::{Netns, Switch, veth_pair},
     process::wait_for,
 };
 
@@ -116,9 +116,49 @@ pub fn resolved(keepxdp: &Keepxdp, lb: &Netns, real_servers: &[&str]) -> Result<
 /// MACs known: until a neighbour is resolved the balancer hands its packets to the stack
 /// (counted `unresolved`) while keepxdp has the kernel resolve it.
 pub fn start(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str]) -> Result<Keepxdp> {
-    let keepxdp = Keepxdp::start(&keepxdp_bin()?, lb, dir, config)?;
+    start_with(lb, dir, config, real_servers, &[])
+}
+
+/// `start` with more `keepxdp run` options.
+pub fn start_with(lb: &Netns, dir: &Path, config: &str, real_servers: &[&str], extra: &[&str]) -> Result<Keepxdp> {
+    let keepxdp = Keepxdp::start_with(&keepxdp_bin()?, lb, dir, config, extra)?;
     wait_for("the LB to become Master", Duration::from_secs(10), || holds(lb, "eth0", VIP))?;
     wait_for("the balancer to forward the VIP", Duration::from_secs(5), || Ok(lvs_table(&keepxdp, lb)?.contains(" master")))?;
     wait_for("the real servers' MACs", Duration::from_secs(10), || resolved(&keepxdp, lb, real_servers))?;
     Ok(keepxdp)
+}
+
+/// client 10.0.0.1 —eth0— LB 10.0.0.2 / 10.1.0.1 —eth1, switch— rs1..rs3 10.1.0.11..13
+/// (HTTP on 8080 answering with their names).
+pub struct Nat {
+    pub _xdp: Vec<AttachedXdp>,
+    pub servers: Vec<HttpServer>,
+    pub client: Netns,
+    pub lb: Netns,
+    pub rs: Vec<Netns>,
+    pub _switch: Switch,
+}
+
+/// `gateway`: the real servers' default route (VI_GW's VIP, or the LB's own eth1 address).
+pub fn nat_lab(gateway: &str) -> Result<Nat> {
+    let mut switch = Switch::new()?;
+    let client = Netns::new("cl")?;
+    let lb = Netns::new("lb")?;
+    veth_pair(&client, "eth0", "10.0.0.1/24", &lb, "eth0", "10.0.0.2/24")?;
+    full_checksums(&client, "eth0")?;
+    lb.run("sysctl", &["-qw", "net.ipv4.conf.all.forwarding=1"])?;
+    let lb_port = switch.plug(&lb, "eth1", "10.1.0.1/24")?;
+    // Frames the LB redirects or sends back with native XDP need a program on the receiver.
+    let xdp = vec![attach_xdp_pass(&switch.netns, &lb_port)?, attach_xdp_pass(&client, "eth0")?];
+    let mut rs = Vec::new();
+    let mut servers = Vec::new();
+    for n in 1..=3 {
+        let host = Netns::new(&format!("rs{n}"))?;
+        switch.plug(&host, "eth0", &format!("10.1.0.1{n}/24"))?;
+        full_checksums(&host, "eth0")?;
+        host.ip(&["route", "add", "default", "via", gateway])?;
+        servers.push(HttpServer::start(&host, "0.0.0.0:8080".parse()?, &format!("rs{n}"))?);
+        rs.push(host);
+    }
+    Ok(Nat { _xdp: xdp, servers, client, lb, rs, _switch: switch })
 }

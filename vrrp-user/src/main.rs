@@ -61,6 +61,9 @@ enum Command {
         /// keepalived.stats, SIGRTMIN+2 keepalived.json.
         #[arg(long, default_value = keepxdp::ops::dump_files::DEFAULT_DUMP_DIR)]
         dump_dir: PathBuf,
+        /// Serve Prometheus metrics on ADDR (`GET /metrics`, e.g. 127.0.0.1:9650); off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
         #[command(flatten)]
         keepalived: KeepalivedFlags,
     },
@@ -75,6 +78,25 @@ enum Command {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Connections, packets and bytes per second over --interval, like `ipvsadm -Ln --rate`.
+        #[arg(long, conflicts_with = "connections")]
+        rate: bool,
+        /// Seconds between the two reads of --rate.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// The connections the data plane keeps state for, like `ipvsadm -Lcn`.
+        #[arg(short = 'c', long)]
+        connections: bool,
+        /// Exact numbers (accepted as ipvsadm's --exact; keepxdp never abbreviates them).
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Watch instances, services, real servers and their rates, refreshed every second (q quits).
+    Top {
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
+        control_socket: PathBuf,
     },
     /// Print the kernel's IPVS table as keepalived.conf virtual_server blocks (needs a kernel
     /// with ip_vs; keepxdp's XDP data plane does not).
@@ -220,6 +242,7 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             nat_entries,
             lb_backend,
             dump_dir,
+            metrics_listen,
             keepalived,
         } => {
             let limits = LvsLimits { max_services, maglev_size, conntrack_entries, nat_entries };
@@ -227,21 +250,22 @@ fn execute(cli: Cli) -> Result<ExitCode> {
                 anyhow::bail!("--maglev-size {maglev_size} is not a prime (Maglev needs one, e.g. 65537, 251, 4099)");
             }
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived }))?;
+            runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived, metrics_listen }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lvs { pin_dir, control_socket, json } => {
-            let mut table = keepxdp::bpf::read_lvs(&pin_dir)?;
-            if let Ok(document) = read_status(&control_socket)
-                && let Ok(status) = serde_json::from_str::<serde_json::Value>(&document)
-            {
-                keepxdp::bpf::add_checkers(&mut table, &status);
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&table)?);
-            } else {
-                print!("{}", keepxdp::bpf::format_lvs(&table));
-            }
+        Command::Lvs { pin_dir, control_socket, json, rate, interval, connections, exact: _ } => {
+            use keepxdp::observe::command::{LvsView, lvs};
+            let view = match (rate, connections) {
+                (true, _) if !(0.05..=3600.0).contains(&interval) => anyhow::bail!("--interval {interval}: give seconds between 0.05 and 3600"),
+                (true, _) => LvsView::Rate(std::time::Duration::from_secs_f64(interval)),
+                (_, true) => LvsView::Connections,
+                _ => LvsView::Stats,
+            };
+            print!("{}", lvs(&pin_dir, &control_socket, view, json)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Top { pin_dir, control_socket } => {
+            keepxdp::top::run(&pin_dir, &control_socket, std::time::Duration::from_secs(1))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ipvs { command: IpvsCommand::Import } => {

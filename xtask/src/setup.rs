@@ -26,6 +26,10 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     // `systemd-analyze verify` on contrib/keepxdp.service (systemd need not be PID 1).
     "systemd",
+    // `promtool check metrics` lints the Prometheus exposition in lab_observe (~7 s to install).
+    "prometheus",
+    // lab_observe drives `keepxdp top` in a terminal (send-keys, capture-pane).
+    "tmux",
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";

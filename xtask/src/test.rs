@@ -41,4 +41,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_ops",
     "lab_reload",
     "lab_pair",
+    "lab_observe",
 ];

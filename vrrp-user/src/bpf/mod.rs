@@ -5,6 +5,7 @@ mod bpffs;
 mod dataplane;
 mod guard_maps;
 mod links;
+mod lvs_flows;
 mod lvs_maps;
 mod lvs_stats;
 mod ring_memory;
@@ -13,8 +14,9 @@ mod stats;
 
 pub use bpffs::{BpffsMount, ensure_bpffs};
 pub use dataplane::{AttachMode, Attachment, Dataplane, LoadOptions, LvsLimits};
+pub use lvs_flows::{FlowEntry, FlowKind, FlowTables, classify, read_flows};
 pub use lvs_maps::{LvsMaps, XdpMaps};
-pub use lvs_stats::{LvsTable, add_checkers, format_lvs, read_lvs};
+pub use lvs_stats::{BackendRow, LvsTable, ServiceRow, ServiceStatsRow, add_checkers, format_lvs, read_lvs};
 pub use guard_maps::{GuardEntries, GuardInstance, GuardMaps, guard_entries};
 pub use objects::{LVS_EBPF, VRRP_EBPF};
 pub use stats::{GuardStatRow, format_table, guard_stat_totals, read_guard_stats, rows_from_counts};

@@ -24,6 +24,30 @@ pub struct CheckerStatus {
     pub flips: u64,
     /// When it last flipped, in seconds since the Unix epoch.
     pub last_flip: Option<u64>,
+    /// Every probe's duration, for the metrics' histogram.
+    pub latency_histogram: LatencyHistogram,
+}
+
+/// Upper bounds of the probe latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Probe durations: how many fell at or under each of `LATENCY_BUCKETS` (not cumulative;
+/// longer ones only in `count`), their sum and count.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct LatencyHistogram {
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i] += 1;
+        }
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
 }
 
 impl CheckerStatus {
@@ -35,6 +59,7 @@ impl CheckerStatus {
             latency_ms: None,
             flips: 0,
             last_flip: None,
+            latency_histogram: LatencyHistogram::default(),
         }
     }
 
@@ -50,6 +75,7 @@ impl CheckerStatus {
             self.last_error = Some(error.to_string());
         }
         self.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+        self.latency_histogram.observe(latency.as_secs_f64());
     }
 }
 
@@ -149,6 +175,10 @@ mod tests {
             "kept after recovery"
         );
         assert_eq!(status.latency_ms, Some(1.0));
+        let histogram = &status.latency_histogram;
+        assert_eq!(histogram.buckets, [1, 1, 1, 0, 0, 0, 0, 0, 0, 1], "1, 2, 3 ms and 5 s");
+        assert_eq!(histogram.count, 4);
+        assert!((histogram.sum_seconds - 5.006).abs() < 1e-9);
     }
 
     #[test]

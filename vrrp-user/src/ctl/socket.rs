@@ -50,6 +50,11 @@ impl ControlSocket {
         self.status.send_replace(Arc::new(status));
     }
 
+    /// The served document, followed as it changes (the metrics endpoint reads it).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<String>> {
+        self.status.subscribe()
+    }
+
     pub fn close(self) {
         self.task.abort();
         let _ = std::fs::remove_file(&self.path);

@@ -223,11 +223,13 @@ impl Balancer {
     /// `views()` as JSON, cached (see `generation`).
     pub fn views_json(&self) -> Result<Arc<serde_json::value::RawValue>> {
         let mut cache = self.views_json.lock().unwrap_or_else(|e| e.into_inner());
-        // At most once a second (10,000 real servers take ~20 ms to serialize; a flapping pool
-        // would otherwise stall the event loop at every refresh): the status's `lvs` part is
-        // up to a second old.
+        // After a health change at the next refresh (150 ms at the least: 10,000 real servers
+        // take ~20 ms to serialize, a flapping pool must not stall the event loop), so the
+        // checkers' view and the data plane agree for `keepxdp lvs` within one refresh;
+        // unchanged, the checkers' details (latency, last error) are at most a second old.
+        let fresh_for = if cache.as_ref().is_some_and(|(_, generation, _)| *generation == self.generation) { 1000 } else { 150 };
         if let Some((at, _, json)) = cache.as_ref()
-            && at.elapsed() < std::time::Duration::from_secs(1)
+            && at.elapsed() < std::time::Duration::from_millis(fresh_for)
         {
             return Ok(json.clone());
         }

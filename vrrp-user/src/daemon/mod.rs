@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub dump_dir: PathBuf,
     /// keepalived's options (pid files, -P / -C).
     pub keepalived: crate::ops::keepalived_args::KeepalivedFlags,
+    /// Where to serve Prometheus metrics (`GET /metrics`); None: not at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The configuration could not be used: its diagnostics say why.
@@ -324,6 +326,10 @@ pub async fn run(options: RunOptions) -> Result<()> {
     // tens of MB (10,000 real servers: ~15 MB), a reload reads a new one.
     drop(model);
     let control = ControlSocket::bind(&daemon.options.control_socket, daemon.status()?)?;
+    let _metrics = match daemon.options.metrics_listen {
+        Some(addr) => Some(crate::metrics::serve(addr, control.subscribe(), daemon.options.pin_dir.clone()).await?),
+        None => None,
+    };
     tracing::info!(
         instances = daemon.guarded.len(),
         pin_dir = %daemon.options.pin_dir.display(),

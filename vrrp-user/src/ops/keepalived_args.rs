@@ -156,7 +156,7 @@ pub enum Invocation {
     Signum(String),
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "lvs", "ipvs", "guard-stats", "check", "status", "help", "generate"];
+const SUBCOMMANDS: &[&str] = &["run", "lvs", "ipvs", "guard-stats", "check", "status", "top", "help", "generate"];
 
 /// keepalived's spelling to keepxdp's: no subcommand → `run`, `-t`/`--config-test` anywhere →
 /// `check`; `-v` → `--version`.
