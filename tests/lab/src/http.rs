@@ -56,42 +56,54 @@ impl HttpServer {
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (path, name, flag, addr) = (self.netns_path.clone(), self.name.clone(), stop.clone(), self.addr);
-        let thread = thread::spawn(move || {
-            let listener = (|| -> Result<TcpListener> {
-                let file = std::fs::File::open(&path)?;
-                nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                let listener = TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })();
-            let listener = match listener {
-                Ok(listener) => {
-                    let _ = ready_tx.send(Ok(()));
-                    listener
-                }
-                Err(error) => {
-                    let _ = ready_tx.send(Err(error));
-                    return;
-                }
-            };
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let name = name.clone();
-                        let flag = flag.clone();
-                        thread::spawn(move || serve(stream, &name, &flag));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        ready_rx.recv().context("server thread")??;
+        let thread = listen_in(path, addr, flag.clone(), move |stream| serve(stream, &name, &flag))?;
         self.stop = stop;
         self.thread = Some(thread);
         Ok(())
     }
+}
+
+/// Listens on `addr` inside the namespace at `path`, on a thread of its own that owns the
+/// listener; each connection goes to `serve` on a thread of its own, until `stop`. Returns
+/// once it is listening (or why it cannot).
+pub(crate) fn listen_in(
+    path: String,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> Result<thread::JoinHandle<()>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let serve = Arc::new(serve);
+    let thread = thread::spawn(move || {
+        let listener = (|| -> Result<TcpListener> {
+            nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let listener = TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })();
+        let listener = match listener {
+            Ok(listener) => {
+                let _ = ready_tx.send(Ok(()));
+                listener
+            }
+            Err(error) => {
+                let _ = ready_tx.send(Err(error));
+                return;
+            }
+        };
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let serve = serve.clone();
+                    thread::spawn(move || serve(stream));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    ready_rx.recv().context("listener thread")??;
+    Ok(thread)
 }
 
 fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {

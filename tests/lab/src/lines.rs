@@ -3,7 +3,7 @@
 //! (the server speaks first: `NAME SEQ` every 50 ms, the client never writes).
 use std::{
     io::{BufRead, BufReader, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::netns::Netns;
 
@@ -36,39 +36,11 @@ impl LineServer {
     /// Listens on `addr` inside `netns`; returns once it is listening.
     pub fn start(netns: &Netns, addr: SocketAddr, name: &str, mode: Mode) -> Result<LineServer> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (path, name, flag) = (netns.path(), name.to_string(), stop.clone());
-        let thread = thread::spawn(move || {
-            let listener = (|| -> Result<TcpListener> {
-                nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                let listener = TcpListener::bind(addr)?;
-                listener.set_nonblocking(true)?;
-                Ok(listener)
-            })();
-            let listener = match listener {
-                Ok(listener) => {
-                    let _ = ready_tx.send(Ok(()));
-                    listener
-                }
-                Err(error) => {
-                    let _ = ready_tx.send(Err(error));
-                    return;
-                }
-            };
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (name, flag) = (name.clone(), flag.clone());
-                        thread::spawn(move || match mode {
-                            Mode::Echo => echo(stream, &name, &flag),
-                            Mode::Push => push(stream, &name, &flag),
-                        });
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        ready_rx.recv().context("line server thread")??;
+        let thread = crate::http::listen_in(path, addr, stop.clone(), move |stream| match mode {
+            Mode::Echo => echo(stream, &name, &flag),
+            Mode::Push => push(stream, &name, &flag),
+        })?;
         Ok(LineServer { stop, thread: Some(thread) })
     }
 }
