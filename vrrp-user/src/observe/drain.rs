@@ -1,13 +1,12 @@
 //! `keepxdp lvs drain ... --wait`: watches a drained real server until no packet has reached
 //! it for `quiet` seconds — the moment it can be stopped without cutting a connection that is
 //! still in use. Packets are the measure because the data plane keeps no TCP state (DR sees
-//! one direction; flow entries live until the LRU evicts them); the flow entries seen recently
+//! one direction; flow entries live until the LRU evicts them); the flow entries naming it
 //! are printed beside them.
 use std::{path::Path, time::{Duration, Instant}};
 
 use anyhow::Result;
 
-use super::command::coarse_seconds;
 use crate::{
     bpf::{LvsTable, read_flows, read_lvs},
     ctl::{ControlReply, ControlRequest},
@@ -28,8 +27,9 @@ pub struct Reading {
     pub at: Duration,
     /// The real server's packet counter (all matching virtual_servers).
     pub packets: u64,
-    /// Flow entries toward it seen within `quiet`.
-    pub recent_flows: u64,
+    /// Flow entries (NAT, changed-slot, persistence) naming it; they stay until the LRU
+    /// evicts them, so they are shown, not waited for.
+    pub flow_entries: u64,
 }
 
 impl DrainWatch {
@@ -51,9 +51,9 @@ impl DrainWatch {
         let done = self.quiet_since.is_some() && quiet_for >= self.quiet;
         let packets = moved.map_or("-".to_string(), |p| p.to_string());
         let line = format!(
-            "{:>4}s  packets {packets:>8}  recent flows {:>6}  quiet {:>3}s{}",
+            "{:>4}s  packets {packets:>8}  flow entries {:>6}  quiet {:>3}s{}",
             reading.at.as_secs(),
-            reading.recent_flows,
+            reading.flow_entries,
             quiet_for.as_secs(),
             if done { "  drained" } else { "" }
         );
@@ -88,13 +88,8 @@ pub fn watch(pin_dir: &Path, target: DrainTarget, quiet: Duration, timeout: Dura
     loop {
         let table = read_lvs(pin_dir)?;
         let (packets, indexes) = packets_of(&table, &target);
-        let now = coarse_seconds();
-        let recent_flows = read_flows(pin_dir)?
-            .entries
-            .iter()
-            .filter(|e| indexes.contains(&e.backend) && now.wrapping_sub(e.last_seen) < quiet.as_secs() as u32)
-            .count() as u64;
-        let (line, done) = decision.feed(&Reading { at: started.elapsed(), packets, recent_flows });
+        let flow_entries = read_flows(pin_dir)?.entries.iter().filter(|e| indexes.contains(&e.backend)).count() as u64;
+        let (line, done) = decision.feed(&Reading { at: started.elapsed(), packets, flow_entries });
         print(&line);
         if done {
             return Ok(true);
@@ -142,7 +137,7 @@ mod tests {
     use super::*;
 
     fn at(seconds: u64, packets: u64) -> Reading {
-        Reading { at: Duration::from_secs(seconds), packets, recent_flows: 0 }
+        Reading { at: Duration::from_secs(seconds), packets, flow_entries: 0 }
     }
 
     #[test]
