@@ -293,3 +293,77 @@ fn lab_rates_and_connections_follow_known_traffic_and_lvs_agrees_with_the_checke
     eprintln!("{looks} looks at keepxdp lvs until rs3 was down, {answered} requests answered");
     Ok(())
 }
+
+/// `keepxdp lvs drain`: the drained real server gets no new connection, the one it holds keeps
+/// working, `--wait` returns once it is quiet, `undrain` puts it back.
+#[test]
+fn lab_drain_keeps_established_connections_and_is_watched_to_empty() -> Result<()> {
+    require_root()?;
+    let (_dir, lab, keepxdp) = lab()?;
+    let path = lab.client.path();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (talk_tx, talk_rx) = std::sync::mpsc::channel::<bool>();
+    let (said_tx, said_rx) = std::sync::mpsc::channel::<Result<()>>();
+    // The held connection: echoes whenever asked (true), closes on false.
+    let holder = std::thread::spawn(move || -> Result<()> {
+        nix::sched::setns(std::fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let (server, mut stream) = http::hold(format!("{VIP}:80").parse()?, 46000)?;
+        held_tx.send(server)?;
+        while let Ok(true) = talk_rx.recv_timeout(Duration::from_secs(30)) {
+            said_tx.send(http::echo(&mut stream, "still here\n"))?;
+        }
+        Ok(())
+    });
+    let server = held_rx.recv_timeout(Duration::from_secs(10))?;
+    let index: usize = server.trim_start_matches("rs").parse()?;
+    let real = format!("10.1.0.1{index}:8080");
+    let talk = || -> Result<()> {
+        talk_tx.send(true)?;
+        said_rx.recv_timeout(Duration::from_secs(5))?
+    };
+    talk()?;
+
+    let out = lvs(&keepxdp, &["drain", "10.0.0.100:80", &real])?;
+    ensure!(out.contains(&format!("{real} drained in")), "{out}");
+    let spread = keepxdp_tests::lvs_lab::requests(&lab.client, 60, 30000)?;
+    ensure!(!spread.contains_key(&server) && spread.values().sum::<u32>() == 60, "no new connection to {server}: {spread:?}");
+    talk()?;
+    let json: serde_json::Value = serde_json::from_str(&lvs(&keepxdp, &["--json"])?)?;
+    let row = json["services"][0]["backends"].as_array().and_then(|b| b.iter().find(|b| b["address"] == real.as_str())).cloned();
+    ensure!(row.as_ref().is_some_and(|r| r["weight"] == 0 && r["alive"] == true), "drained: weight 0, alive: {row:?}");
+
+    // --wait: the held connection keeps talking for ~3 s, then closes; the watch ends after.
+    let waiting = {
+        let (binary, pins, socket, real) =
+            (keepxdp.binary.clone(), keepxdp.pin_dir.clone(), keepxdp.control_socket.clone(), real.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let out = keepxdp_lab::run(
+                binary.to_str().unwrap(),
+                &["lvs", "drain", "10.0.0.100:80", &real, "--wait", "--quiet", "2", "--timeout", "20", "--pin-dir", pins.to_str().unwrap(), "--control-socket", socket.to_str().unwrap()],
+            );
+            (out, started.elapsed())
+        })
+    };
+    let talking = Instant::now();
+    while talking.elapsed() < Duration::from_secs(3) {
+        talk()?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let closed_after = talking.elapsed();
+    talk_tx.send(false)?;
+    holder.join().map_err(|_| anyhow::anyhow!("holder panicked"))??;
+    let (out, took) = waiting.join().map_err(|_| anyhow::anyhow!("waiter panicked"))?;
+    let out = out?;
+    ensure!(out.contains("was drained already") && out.contains("drained\n"), "{out}");
+    ensure!(took >= closed_after + Duration::from_secs(1), "the watch waited for the held connection ({took:?}, closed after {closed_after:?}):\n{out}");
+    eprintln!("drain watched to empty in {took:?} (held connection closed after {closed_after:?}):\n{out}");
+
+    let out = lvs(&keepxdp, &["undrain", "10.0.0.100:80", &real])?;
+    ensure!(out.contains(&format!("{real} undrained in")), "{out}");
+    let spread = keepxdp_tests::lvs_lab::requests(&lab.client, 60, 31000)?;
+    ensure!(spread.contains_key(&server), "undrained: {server} gets connections again: {spread:?}");
+    let error = lvs(&keepxdp, &["drain", "10.0.0.100:80", "10.1.0.99:8080"]).err().map(|e| format!("{e:#}")).unwrap_or_default();
+    ensure!(error.contains("no virtual_server at 10.0.0.100:80 has the real server 10.1.0.99:8080"), "{error}");
+    Ok(())
+}

@@ -70,10 +70,12 @@ enum Command {
     /// Print the balancer's services, real servers and counters from the pinned maps, like
     /// `ipvsadm -Ln --stats`.
     Lvs {
-        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        #[command(subcommand)]
+        action: Option<LvsAction>,
+        #[arg(long, global = true, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
         /// The running keepxdp's control socket: its checkers' states are added when it answers.
-        #[arg(long, default_value = DEFAULT_CONTROL_SOCKET)]
+        #[arg(long, global = true, default_value = DEFAULT_CONTROL_SOCKET)]
         control_socket: PathBuf,
         /// JSON instead of a table.
         #[arg(long)]
@@ -135,6 +137,56 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `keepxdp lvs drain|undrain`: runtime weight 0 of one real server, kept through reloads.
+#[derive(Subcommand)]
+enum LvsAction {
+    /// Take a real server out of a virtual_server's ring (weight 0, like `ipvsadm -e -w 0`)
+    /// while its established flows keep reaching it; `--wait` watches it empty.
+    Drain {
+        /// The virtual_server, VIP:PORT ([V6]:PORT for IPv6).
+        service: std::net::SocketAddr,
+        /// The real server, RS:PORT.
+        real: std::net::SocketAddr,
+        /// tcp, udp, sctp, or any (every virtual_server at VIP:PORT).
+        #[arg(long, default_value = "any")]
+        protocol: String,
+        /// Watch until no packet has reached the real server for --quiet seconds.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 5)]
+        quiet: u64,
+        /// Give up waiting (exit 1) after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Put a drained real server back into the ring with its configured weight.
+    Undrain {
+        service: std::net::SocketAddr,
+        real: std::net::SocketAddr,
+        #[arg(long, default_value = "any")]
+        protocol: String,
+    },
+}
+
+impl LvsAction {
+    /// The control request's target, drain or not, and the watch (quiet, timeout).
+    #[allow(clippy::type_complexity)]
+    fn into_request(self) -> Result<(keepxdp::lvs::DrainTarget, bool, Option<(std::time::Duration, std::time::Duration)>)> {
+        let (service, real, protocol, drained, wait) = match self {
+            LvsAction::Drain { service, real, protocol, wait, quiet, timeout } => {
+                let wait = wait.then(|| (std::time::Duration::from_secs(quiet), std::time::Duration::from_secs(timeout)));
+                (service, real, protocol, true, wait)
+            }
+            LvsAction::Undrain { service, real, protocol } => (service, real, protocol, false, None),
+        };
+        let line = format!("drain {protocol} {service} {real}");
+        match keepxdp::ctl::ControlRequest::parse(&line).map_err(|e| anyhow::anyhow!(e))? {
+            keepxdp::ctl::ControlRequest::Drain { target, .. } => Ok((target, drained, wait)),
+            keepxdp::ctl::ControlRequest::Status => unreachable!("a drain line"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -253,7 +305,12 @@ fn execute(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(run(RunOptions { config, config_id, pin_dir, control_socket, keep_dataplane, limits, lb_backend, dump_dir, keepalived, metrics_listen }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lvs { pin_dir, control_socket, json, rate, interval, connections, exact: _ } => {
+        Command::Lvs { action: Some(action), pin_dir, control_socket, .. } => {
+            let (target, drained, wait) = action.into_request()?;
+            let done = keepxdp::observe::drain::command(&pin_dir, &control_socket, target, drained, wait)?;
+            Ok(if done { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Lvs { action: None, pin_dir, control_socket, json, rate, interval, connections, exact: _ } => {
             use keepxdp::observe::command::{LvsView, lvs};
             let view = match (rate, connections) {
                 (true, _) if !(0.05..=3600.0).contains(&interval) => anyhow::bail!("--interval {interval}: give seconds between 0.05 and 3600"),

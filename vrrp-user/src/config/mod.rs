@@ -4,6 +4,7 @@
 //! does not implement are kept and warned about, unknown ones are errors with a suggestion.
 mod build;
 pub mod diagnostic;
+pub mod keyword_table;
 mod keywords;
 pub mod lexer;
 pub mod model;

@@ -1,7 +1,9 @@
-//! The control socket: `keepxdp status` (or any client) connects and reads one JSON status
-//! document.
+//! The control socket: `keepxdp status` (or any client) connects, sends one request line
+//! (none: status) and reads one JSON document back; `keepxdp lvs drain` asks through it.
+pub mod request;
 mod socket;
 mod table;
 
-pub use socket::{ControlSocket, ensure_not_served, read_status};
+pub use request::{ControlReply, ControlRequest};
+pub use socket::{ControlCommand, ControlSocket, ensure_not_served, read_status, request};
 pub use table::status_table;

@@ -340,6 +340,12 @@ impl Balancer {
         }
     }
 
+    /// `keepxdp lvs drain` / `undrain` from the control socket; the virtual_servers changed.
+    pub fn set_drained(&mut self, target: crate::lvs::DrainTarget, drained: bool) -> Result<Vec<String>> {
+        self.generation += 1;
+        self.forwarding().set_drained(target, drained)
+    }
+
     /// quorum_up / quorum_down for the quorum changes the forwarding made (once per virtual
     /// server: a group's addresses share one quorum).
     fn quorum_scripts(&mut self) {

@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use crate::{
     bpf::{Attachment, Dataplane, GuardEntries, GuardInstance, GuardMaps, LoadOptions as DataplaneOptions, LvsLimits, ensure_bpffs, guard_entries},
     config::{self, Config, Diagnostics, LoadOptions},
-    ctl::ControlSocket,
+    ctl::{ControlReply, ControlRequest, ControlSocket},
     net::NetEvent,
     ops::signals::Request,
     vrrp::instance::InstanceStatus,
@@ -325,7 +325,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     // Everything running now holds what it needs; the model of a large configuration is
     // tens of MB (10,000 real servers: ~15 MB), a reload reads a new one.
     drop(model);
-    let control = ControlSocket::bind(&daemon.options.control_socket, daemon.status()?)?;
+    let mut control = ControlSocket::bind(&daemon.options.control_socket, daemon.status()?)?;
+    let mut commands = control.take_commands();
     let _metrics = match daemon.options.metrics_listen {
         Some(addr) => Some(crate::metrics::serve(addr, control.subscribe(), daemon.options.pin_dir.clone()).await?),
         None => None,
@@ -360,6 +361,14 @@ pub async fn run(options: RunOptions) -> Result<()> {
                 }
                 request => daemon.dump(request),
             },
+            Some(command) = commands.recv() => {
+                let reply = match command.request {
+                    ControlRequest::Drain { target, drained } => ControlReply::from_result(daemon.balancer.set_drained(target, drained)),
+                    ControlRequest::Status => ControlReply::from_result(Ok(Vec::new())),
+                };
+                let _ = command.reply.send(reply);
+                control.set_status(daemon.status()?);
+            }
             _ = refresh.tick() => control.set_status(daemon.status()?),
             _ = watchdog.tick() => systemd.watchdog(),
             event = net.recv() => match event {

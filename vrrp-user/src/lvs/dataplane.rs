@@ -22,6 +22,10 @@ pub trait LvsDataplane: Send {
         Ok(())
     }
     fn views(&self) -> Vec<ServiceView>;
+    /// `keepxdp lvs drain` / `undrain`: the virtual_servers changed.
+    fn set_drained(&mut self, _target: super::tables::DrainTarget, _drained: bool) -> Result<Vec<String>> {
+        anyhow::bail!("drain is implemented for the XDP balancer only (--lb-backend xdp)")
+    }
     /// TUN's outer source addresses (XDP only).
     fn set_tunnel_sources(&mut self, _v4: Option<std::net::Ipv4Addr>, _v6: Option<std::net::Ipv6Addr>) {}
     /// Quorum gains and losses since the last call (quorum_up / quorum_down scripts).
@@ -81,6 +85,10 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
 
     fn set_vrrp_vips(&mut self, vips: BTreeMap<IpAddr, bool>) -> Result<()> {
         self.tables.set_vrrp_vips(vips, &mut self.maps)
+    }
+
+    fn set_drained(&mut self, target: super::tables::DrainTarget, drained: bool) -> Result<Vec<String>> {
+        self.tables.set_drained(target, drained, &mut self.maps)
     }
 
     fn set_vip_local(&mut self, addr: IpAddr, local: bool) -> Result<()> {

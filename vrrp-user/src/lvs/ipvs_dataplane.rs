@@ -140,7 +140,7 @@ impl<O: IpvsOps> IpvsLvs<O> {
             .iter()
             .map(|p| match previous.get(&(p.addr, p.port)) {
                 Some(kept) => InstalledBackend { plan: p.clone(), ..kept.clone() },
-                None => InstalledBackend { plan: p.clone(), index: 0, up: !p.starts_down, dynamic_weight: None, checkers: Vec::new() },
+                None => InstalledBackend { plan: p.clone(), index: 0, up: !p.starts_down, dynamic_weight: None, drained: false, checkers: Vec::new() },
             })
             .collect();
         let new_dests = wanted_dests(plan, &backends);

@@ -16,4 +16,4 @@ mod tables_tests;
 pub use dataplane::{LvsDataplane, XdpLvs};
 pub use ipvs_dataplane::{IpvsLvs, IpvsOps};
 pub use plan::{BackendPlan, ServiceKey, ServicePlan, plan};
-pub use tables::{LvsTables, QuorumChange, ServiceView};
+pub use tables::{DrainTarget, LvsTables, QuorumChange, ServiceView};

@@ -30,6 +30,9 @@ use super::{
 };
 use crate::{bpf::{LvsLimits, LvsMaps}, check::status::CheckerStatus, config::model::LbKind};
 
+mod drain;
+pub use drain::DrainTarget;
+
 fn addr_bytes(addr: IpAddr) -> [u8; 16] {
     let mut bytes = [0u8; 16];
     match addr {
@@ -45,7 +48,7 @@ fn family(addr: IpAddr) -> u8 {
 
 /// A sorry server's backend entry: always alive (it only gets connections when the ring is empty).
 fn sorry_backend(plan: &BackendPlan, index: u32) -> InstalledBackend {
-    InstalledBackend { plan: plan.clone(), index, up: true, dynamic_weight: None, checkers: Vec::new() }
+    InstalledBackend { plan: plan.clone(), index, up: true, dynamic_weight: None, drained: false, checkers: Vec::new() }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,17 +59,25 @@ pub struct InstalledBackend {
     pub up: bool,
     /// MISC_CHECK `misc_dynamic` weight, overriding the configured one.
     pub dynamic_weight: Option<u32>,
+    /// `keepxdp lvs drain`: out of the ring (weight 0) with its flows kept, until `undrain`;
+    /// carried through reloads while the real server stays in the file.
+    pub drained: bool,
     /// Its checkers, for status only: always empty here, filled in by the daemon.
     pub checkers: Vec<CheckerStatus>,
 }
 
 impl InstalledBackend {
+    /// Its weight for quorum (configured or misc_dynamic): a drain does not change quorum.
     pub fn weight(&self) -> u32 {
         self.dynamic_weight.unwrap_or(self.plan.weight)
     }
-    /// Takes ring slots: up with a weight.
+    /// The weight it forwards with, as ipvsadm shows it: 0 while drained.
+    pub fn forwarding_weight(&self) -> u32 {
+        if self.drained { 0 } else { self.weight() }
+    }
+    /// Takes ring slots: up with a weight, not drained.
     fn in_ring(&self) -> bool {
-        self.up && self.weight() > 0
+        self.up && self.forwarding_weight() > 0
     }
     /// May keep its flows: up, or down but inhibited (weight 0 instead of removal).
     fn alive(&self) -> bool {
@@ -297,7 +308,7 @@ impl LvsTables {
             family: family(backend.plan.addr),
             flags: if backend.alive() { BACKEND_ALIVE } else { 0 },
             service,
-            weight: backend.weight(),
+            weight: backend.forwarding_weight(),
             ..Backend::default()
         };
         if let Ok(old) = maps.backend(backend.index)
@@ -463,6 +474,7 @@ impl LvsTables {
                 index: self.allocate_backend()?,
                 up: !backend_plan.starts_down,
                 dynamic_weight: None,
+                drained: false,
                 checkers: Vec::new(),
             };
             Self::write_backend(maps, index, &backend)?;
@@ -505,6 +517,7 @@ impl LvsTables {
                         index,
                         up: !backend_plan.starts_down,
                         dynamic_weight: None,
+                        drained: false,
                         checkers: Vec::new(),
                     },
                     Err(error) => {

@@ -336,3 +336,40 @@ fn nat_real_servers_are_written_to_the_stateless_reverse_map_and_removed_with_th
     assert!(tables.apply(&[service(LbKind::Dr, vec![backend(2, 1)])], &mut maps).is_empty());
     assert!(maps.nat_rs.is_empty());
 }
+
+#[test]
+fn a_drained_real_server_leaves_the_ring_alive_with_weight_0_through_a_reload_until_undrained() {
+    use super::DrainTarget;
+    let mut maps = FakeMaps::default();
+    let mut tables = LvsTables::new(limits());
+    let plan = service(LbKind::Nat, vec![backend(1, 1), backend(2, 1), backend(3, 1)]);
+    tables.apply(std::slice::from_ref(&plan), &mut maps);
+    let two = maps.backends.iter().find(|(_, b)| b.addr[3] == 2).map(|(i, _)| *i).unwrap();
+    let before = maps.ring.clone();
+    let target = DrainTarget { service: "10.0.0.100:80".parse().unwrap(), protocol: None, real: "10.0.1.2:80".parse().unwrap() };
+
+    let changed = tables.set_drained(target, true, &mut maps).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert!(!holders(&maps).contains_key(&two), "out of the ring");
+    assert_ne!(maps.backends[&two].flags & BACKEND_ALIVE, 0, "alive: its flows keep reaching it");
+    assert_eq!(maps.backends[&two].weight, 0, "weight 0, as ipvsadm -w 0 shows");
+    for (slot, value) in &maps.ring {
+        if ring_current(before[slot]) == two {
+            assert_eq!(ring_previous(*value), two, "a slot it gave up remembers it for running flows");
+        }
+    }
+    let view = tables.views().remove(0);
+    assert_eq!(view.up_weight, 3, "a drain leaves quorum alone");
+    assert!(tables.set_drained(target, true, &mut maps).unwrap().is_empty(), "drained already: nothing changes");
+
+    tables.apply(std::slice::from_ref(&plan), &mut maps);
+    assert!(!holders(&maps).contains_key(&two), "a reload keeps the drain");
+
+    assert_eq!(tables.set_drained(target, false, &mut maps).unwrap().len(), 1);
+    assert!(holders(&maps).contains_key(&two), "undrained: back in the ring");
+    assert_eq!(maps.backends[&two].weight, 1);
+
+    let elsewhere = DrainTarget { real: "10.0.1.9:80".parse().unwrap(), ..target };
+    let error = tables.set_drained(elsewhere, true, &mut maps).unwrap_err().to_string();
+    assert!(error.contains("no virtual_server at 10.0.0.100:80 has the real server 10.0.1.9:80"), "{error}");
+}

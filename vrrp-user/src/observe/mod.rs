@@ -5,3 +5,4 @@ pub mod agree;
 pub mod command;
 pub mod connections;
 pub mod rates;
+pub mod drain;
