@@ -106,7 +106,7 @@ impl Summary {
         let failure = &self.server_failure;
         let failover = &self.failover;
         let mut rows: Vec<[String; 3]> = vec![
-            row("election", &format!("{} Master, {} Backup", self.master, failover.backup), format!("{} ms after both started", self.election_ms)),
+            row("election", &format!("{} Master, {} Backup", self.master, failover.backup), format!("{} ms after keepxdp started", self.election_ms)),
             row("spread", &format!("{} HTTP requests", self.requests), spread),
             row(
                 "server fails",
@@ -191,7 +191,7 @@ mod tests {
     fn the_table_shows_every_measurement() {
         let table = sample().table();
         for needle in [
-            "1234 ms after both started",
+            "1234 ms after keepxdp started",
             "rs1 98, rs2 101, rs3 101",
             "1520 ms (bound 3000 ms)",
             "40 sent, 12 failed",
