@@ -121,8 +121,9 @@ pub fn explore(lab: &LabPaths, keepxdp: &Path, http_port: u16) -> String {
              \x20 {kx} status --control-socket {socket}\n\
              \x20 nsenter --net=/run/netns/{ns} -- {kx} lvs --pin-dir {pins} --control-socket {socket}\n\
              \x20 nsenter --net=/run/netns/{ns} -- {kx} guard-stats --pin-dir {pins}\n\
-             \x20 bpftool map dump pinned {pins}/lvs_services; bpftool map dump pinned {pins}/lvs_be_stats\n\
-             \x20 ip netns exec {ns} ip -br addr                 # the VIPs on the Master\n",
+             \x20 ls {pins}; bpftool map dump pinned {pins}/guard_stats; bpftool map dump pinned {pins}/lvs_be_stats\n\
+             \x20 nsenter --net=/run/netns/{ns} -- bpftool net show   # the guard on eth0, native XDP\n\
+             \x20 ip netns exec {ns} ip -br addr                 # its addresses (the Master holds the VIPs)\n",
             name = node.name,
             pid = node.pid,
             config = node.config,
@@ -132,7 +133,7 @@ pub fn explore(lab: &LabPaths, keepxdp: &Path, http_port: u16) -> String {
         ));
     }
     text.push_str(&format!(
-        "  (the pin dirs are bpffs mounts of their own: use nsenter --net, which keeps this mount namespace, rather than ip netns exec for keepxdp lvs/guard-stats)\n\
+        "  (the pin dirs are bpffs mounts of their own: use nsenter --net, which keeps this mount namespace, rather than ip netns exec for keepxdp lvs/guard-stats; the maps' layouts: README, \"Looking at the maps with bpftool\")\n\
          Tear it down: Ctrl-C here, or `cargo xtask demo --down` from another shell (it reads {STATE_FILE}).\n"
     ));
     text
@@ -164,7 +165,7 @@ mod tests {
             "ip netns exec kx4242-1cl curl -s http://10.0.0.100:80/",
             "/usr/bin/keepxdp status --control-socket /tmp/keepxdp-pair-x/lb1.sock",
             "nsenter --net=/run/netns/kx4242-2lb1 -- /usr/bin/keepxdp lvs --pin-dir /tmp/keepxdp-pair-x/pins-lb1",
-            "bpftool map dump pinned /tmp/keepxdp-pair-x/pins-lb1/lvs_services",
+            "bpftool map dump pinned /tmp/keepxdp-pair-x/pins-lb1/guard_stats",
             "grep kx4242-",
             "cargo xtask demo --down",
         ] {
