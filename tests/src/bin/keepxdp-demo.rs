@@ -33,8 +33,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if interrupted() => {
-            eprintln!("interrupted ({error}): the lab is torn down (keepxdp stopped, namespaces deleted)");
+        // Whatever step noticed it (the terminal's Ctrl-C also reaches the lab's keepxdps).
+        Err(_) if interrupted() => {
+            eprintln!("interrupted: the lab is torn down (keepxdp stopped, namespaces deleted)");
             ExitCode::from(130)
         }
         Err(error) => {
