@@ -21,10 +21,10 @@ pub const STATE_FILE: &str = "/run/keepxdp-demo.json";
 
 /// Records the kept lab; refuses when another kept lab is still up.
 pub fn record(lab: &LabPaths) -> Result<()> {
-    if let Some(other) = read()? {
-        if demo_alive(&other) {
-            bail!("a kept demo lab is already up (pid {}): end it first with `cargo xtask demo --down`", other.pid);
-        }
+    if let Some(other) = read()?
+        && demo_alive(&other)
+    {
+        bail!("a kept demo lab is already up (pid {}): end it first with `cargo xtask demo --down`", other.pid);
     }
     std::fs::write(STATE_FILE, serde_json::to_string_pretty(lab)?).with_context(|| format!("writing {STATE_FILE}"))
 }
