@@ -18,7 +18,10 @@ use keepxdp_lab::require_root;
 use keepxdp_tests::{
     demo::summary::{LabPaths, Summary},
     keepxdp_bin,
-    pair_lab::config::{NODES, master_down_interval},
+    pair_lab::{
+        config::{NODES, master_down_interval},
+        load::LOST_AFTER,
+    },
 };
 use nix::{
     sys::signal::{Signal, kill},
@@ -142,6 +145,7 @@ fn check_numbers(summary: &Summary, variant: &str, output: &str) -> Result<()> {
         ensure!(c.opened == PER_KIND, "{} connections opened: {}", c.kind, c.opened);
         ensure!(c.through_takeover == c.opened, "{}: {}/{} kept working through the takeover", c.kind, c.through_takeover, c.opened);
         ensure!(c.through_preempt == c.opened, "{}: {}/{} kept working through the preempt", c.kind, c.through_preempt, c.opened);
+        ensure!(c.longest_silence_ms < LOST_AFTER.as_millis() as u64, "{}: silent for {} ms", c.kind, c.longest_silence_ms);
     }
     ensure!(failover.requests.sent > 50, "new requests during the failover: {:?}", failover.requests);
     ensure!(failover.failed_outside_takeover == 0, "{} new requests failed outside the takeover window", failover.failed_outside_takeover);

@@ -22,7 +22,7 @@ use crate::{
         PairLab, VIP, Variant,
         config::{HTTP_PORT, NODES, master_down_interval},
         failover::{self, Progress},
-        load::{Kind, Load},
+        load::{Kind, LOST_AFTER, Load},
     },
 };
 use summary::{Connections, Failover, LabPaths, NodePaths, Requests, ServerFailure, Summary};
@@ -36,6 +36,10 @@ const RETRY: u64 = 1;
 const CONNECT_TIMEOUT: u64 = 1;
 /// What polling `keepxdp lvs --json` adds to the measured removal, on a loaded machine.
 const POLL_ALLOWANCE: Duration = Duration::from_millis(500);
+/// How long the Backup serves alone before the old Master comes back: longer than a
+/// connection may stay silent (TCP's retransmission backoff across the takeover can reach
+/// 3.4 s), so every connection that survives is seen talking through the Backup.
+const HOLD: Duration = LOST_AFTER.checked_add(Duration::from_millis(500)).unwrap();
 /// Slack on the takeover bound: the VIPs are added by netlink after the timer fires.
 const TAKEOVER_SLACK: Duration = Duration::from_millis(200);
 
@@ -201,7 +205,7 @@ fn fail_a_server(lab: &mut PairLab, printer: &mut Printer) -> Result<ServerFailu
 /// The Master dies under load, the Backup takes over, the Master comes back and preempts
 /// (`pair_lab::failover`); what the connections and requests went through.
 fn fail_over(lab: &mut PairLab, options: &Options, printer: &mut Printer) -> Result<Failover> {
-    let run = failover::run(lab, 0, options.per_kind, options.settle, printer)?;
+    let run = failover::run_holding(lab, 0, options.per_kind, options.settle, HOLD, printer)?;
     let connections: Vec<Connections> = [Kind::Echo, Kind::Stream]
         .into_iter()
         .map(|kind| {
@@ -211,12 +215,18 @@ fn fail_over(lab: &mut PairLab, options: &Options, printer: &mut Printer) -> Res
                 opened: of_kind.len(),
                 through_takeover: of_kind.iter().filter(|c| c.events.iter().any(|e| *e > run.took_over && *e < run.revived)).count(),
                 through_preempt: of_kind.iter().filter(|c| c.error.is_none() && c.events.iter().any(|e| *e > run.preempted)).count(),
+                longest_silence_ms: of_kind.iter().map(|c| c.longest_gap().0).max().unwrap_or_default().as_millis() as u64,
             }
         })
         .collect();
     let kept: Vec<String> = connections
         .iter()
-        .map(|c| format!("{} {}/{} through the takeover and {}/{} through the preempt", c.kind, c.through_takeover, c.opened, c.through_preempt, c.opened))
+        .map(|c| {
+            format!(
+                "{} {}/{} through the takeover and {}/{} through the preempt (longest silence {} ms)",
+                c.kind, c.through_takeover, c.opened, c.through_preempt, c.opened, c.longest_silence_ms
+            )
+        })
         .collect();
     printer.step(&format!("established connections kept working: {}", kept.join("; ")))?;
     Ok(Failover {

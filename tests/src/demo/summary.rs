@@ -27,6 +27,9 @@ pub struct Connections {
     pub through_takeover: usize,
     /// Still exchanging data after the old Master preempted, without an error, at the end.
     pub through_preempt: usize,
+    /// The longest time any of them went without data (TCP's retransmission backoff across
+    /// the takeover; a connection silent for `load::LOST_AFTER` counts as lost).
+    pub longest_silence_ms: u64,
 }
 
 /// One real server failing and coming back.
@@ -123,7 +126,7 @@ impl Summary {
             ),
         ];
         for c in &failover.connections {
-            rows.push(row("", &format!("{} connections", c.kind), format!("{}/{} through takeover, {}/{} through preempt", c.through_takeover, c.opened, c.through_preempt, c.opened)));
+            rows.push(row("", &format!("{} connections", c.kind), format!("{}/{} through takeover, {}/{} through preempt, longest silence {} ms", c.through_takeover, c.opened, c.through_preempt, c.opened, c.longest_silence_ms)));
         }
         rows.push(row(
             "",
@@ -177,7 +180,7 @@ mod tests {
                 backup: "lb2".into(),
                 takeover_ms: 959,
                 takeover_bound_ms: 1282,
-                connections: vec![Connections { kind: "echo".into(), opened: 10, through_takeover: 10, through_preempt: 9 }],
+                connections: vec![Connections { kind: "echo".into(), opened: 10, through_takeover: 10, through_preempt: 9, longest_silence_ms: 1783 }],
                 requests: Requests { sent: 259, failed: 3 },
                 failed_outside_takeover: 0,
                 preempt_ms: 2244,
@@ -197,7 +200,7 @@ mod tests {
             "40 sent, 12 failed",
             "30 sent, 0 failed",
             "959 ms (bound 1282 ms)",
-            "10/10 through takeover, 9/10 through preempt",
+            "10/10 through takeover, 9/10 through preempt, longest silence 1783 ms",
             "259 sent, 3 failed, 0 outside",
             "2244 ms after it came back",
             "38.2 s",
