@@ -1,4 +1,5 @@
-//! Shared by keepxdp's privileged tests and its benchmark binary.
+//! Shared by keepxdp's privileged tests, its benchmark binary and its demo (`keepxdp-demo`).
+pub mod demo;
 pub mod lvs_lab;
 pub mod pair_lab;
 

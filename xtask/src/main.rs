@@ -32,8 +32,9 @@ enum Command {
     },
     /// Unit tests, then BPF tests (BPF_PROG_TEST_RUN), then lab tests (netns), in that order.
     Test,
-    /// A two-namespace lab: keepalived advertising, keepxdp's guard judging, forged adverts.
-    Demo,
+    /// The load-balancer pair survives its failures: a netns lab (two keepxdp LBs as a VRRP
+    /// pair, three real servers, a client), each step measured, a summary table at the end.
+    Demo(demo::DemoArgs),
     /// Per-packet cost of the guard beside a bare XDP_PASS, measured in one run.
     Bench,
 }
@@ -50,7 +51,7 @@ fn main() -> Result<()> {
             shell::run_binary(&shell::root().join("target/release/keepxdp"), &args)
         }
         Command::Test => test::test(),
-        Command::Demo => demo::demo(),
+        Command::Demo(args) => demo::demo(&args),
         Command::Bench => bench::bench(),
     }
 }

@@ -12,8 +12,8 @@ pub fn test() -> Result<()> {
         "test", "-p", "vrrp-common", "-p", "keepxdp", "-p", "keepxdp-lab", "-p", "xtask",
     ]))?;
 
-    eprintln!("== BPF tests: the XDP programs loaded and run on crafted frames (BPF_PROG_TEST_RUN)");
-    shell::run(shell::cargo().args(["test", "-p", "keepxdp-tests", "--test", "bpf_guard", "--test", "bpf_lvs"]))?;
+    eprintln!("== BPF tests: the XDP programs loaded and run on crafted frames (BPF_PROG_TEST_RUN); the tests crate's own unit tests");
+    shell::run(shell::cargo().args(["test", "-p", "keepxdp-tests", "--lib", "--test", "bpf_guard", "--test", "bpf_lvs"]))?;
 
     eprintln!("== lab tests: network namespaces, keepalived, keepxdp, real packets");
     shell::run(shell::cargo().args(["build", "-p", "keepxdp", "--bin", "keepxdp"]))?;
@@ -42,4 +42,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_reload",
     "lab_pair",
     "lab_observe",
+    "lab_demo",
 ];

@@ -74,6 +74,13 @@ impl Progress for () {
 /// lets `settle` pass, revives the old Master, waits for it to preempt, lets `settle` pass
 /// again, and stops the load.
 pub fn run(lab: &mut PairLab, master: usize, per_kind: usize, settle: Duration, progress: &mut dyn Progress) -> Result<Failover> {
+    run_holding(lab, master, per_kind, settle, settle, progress)
+}
+
+/// `run`, with the Backup serving alone for `hold` once it is Master, before the old Master
+/// comes back (the demo holds longer than a connection may stay silent, so every surviving
+/// connection is seen talking through the Backup).
+pub fn run_holding(lab: &mut PairLab, master: usize, per_kind: usize, settle: Duration, hold: Duration, progress: &mut dyn Progress) -> Result<Failover> {
     let backup = 1 - master;
     let load = Load::start(&lab.client, per_kind, Some(2000))?;
     progress.step(&format!("{per_kind} echo + {per_kind} stream connections open, new HTTP requests every 25 ms"))?;
@@ -85,7 +92,7 @@ pub fn run(lab: &mut PairLab, master: usize, per_kind: usize, settle: Duration, 
     let took_over = watch.wait(Duration::from_secs(10))?.with_context(|| format!("lb{} never held the VIPs\n{}", backup + 1, lab.logs()))?;
     progress.step(&format!("lb{} holds the VIPs {} ms after the kill", backup + 1, (took_over - killed).as_millis()))?;
     lab.wait_for_master(backup, Duration::from_secs(5))?;
-    std::thread::sleep(settle);
+    std::thread::sleep(hold);
     let revived = Instant::now();
     lab.revive_host(master)?;
     progress.step(&format!("lb{}: links up, keepxdp started again", master + 1))?;
