@@ -245,6 +245,10 @@ impl RealHealth {
             was_up,
             up: report.up,
         };
+        if was_up != report.up {
+            // keepalived mails each checker's change (no_checker_emails is not read).
+            crate::alert::checker_changed(&self.service, &self.real, report.checker, report.up, real_up);
+        }
         if let Some(up) = real_server_notify(real_was_up, real_up, verdict) {
             self.sink
                 .notify(&self.service, &self.real, up, report.checker, reason);
