@@ -1,6 +1,7 @@
 //! Shared by keepxdp's privileged tests and its benchmark binary.
 pub mod lvs_lab;
 pub mod pair_lab;
+pub mod smtp_sink;
 
 use anyhow::Result;
 use keepxdp::bpf::{Dataplane, GuardInstance, GuardMaps, guard_entries};

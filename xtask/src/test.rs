@@ -46,6 +46,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_reload",
     "lab_pair",
     "lab_observe",
+    "lab_alerts",
     // dpkg -i of target/debian/keepxdp_*.deb, checks from the installed paths, dpkg --purge.
     "deb",
 ];
