@@ -29,6 +29,9 @@ pub fn deb() -> Result<PathBuf> {
     for (what, dir) in [("man", "man"), ("completions", "completions")] {
         shell::run(Command::new(&binary).args(["generate", what]).arg(assets.join(dir)))?;
     }
+    // Debian policy: man pages gzipped (-n: no name or time inside, the package reproduces).
+    let pages: Vec<PathBuf> = std::fs::read_dir(assets.join("man"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    shell::run(Command::new("gzip").arg("-9nf").args(&pages))?;
     let out_dir = root.join("target/debian");
     std::fs::create_dir_all(&out_dir)?;
     for old in debs_in(&out_dir)? {

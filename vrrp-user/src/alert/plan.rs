@@ -81,7 +81,12 @@ impl AlertPlan {
     }
 
     pub fn instance(&self, name: &str) -> bool {
-        self.sends() && self.instances.contains(name)
+        self.sends() && self.instance_alert_on(name)
+    }
+
+    /// The instance's `smtp_alert` as resolved, a server configured or not.
+    pub fn instance_alert_on(&self, name: &str) -> bool {
+        self.instances.contains(name)
     }
 
     pub fn group(&self, name: &str) -> bool {

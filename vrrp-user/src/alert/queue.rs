@@ -108,6 +108,12 @@ pub fn checker_changed(service: &str, real: &str, checker: &str, checker_up: boo
     alerts.enqueue(&plan, message::real_server(&plan.router_id, vs, rs, real_up, kind, checker_up));
 }
 
+/// The instance's resolved `smtp_alert` (for keepalived's JSON dump), whether or not a
+/// server is configured.
+pub fn instance_smtp_alert(name: &str) -> bool {
+    ALERTS.get().is_some_and(|alerts| alerts.plan.lock().unwrap_or_else(|e| e.into_inner()).instance_alert_on(name))
+}
+
 pub fn counts() -> AlertCounts {
     let Some(alerts) = ALERTS.get() else { return AlertCounts::default() };
     let c = &alerts.counters;
