@@ -105,13 +105,14 @@ fn lab_the_deb_installs_runs_from_the_installed_paths_and_purges() -> Result<()>
     let check = output(SBIN, &["-t", "-f", "/usr/share/doc/keepxdp/examples/keepalived.conf"], &[])?;
     ensure!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 
-    // man renders the pages from where they were installed; groff finds no roff mistakes.
+    // man renders the pages from where they were installed; groff (with preconv, as man-db
+    // runs it: the help texts have UTF-8) finds no roff mistakes.
     for (page, expect) in [("keepxdp", "keepxdp-run(8)"), ("keepxdp-run", "--use-file")] {
         let path = format!("/usr/share/man/man8/{page}.8.gz");
         let man = output("man", &["-l", &path], &[("MANPAGER", "cat"), ("MANWIDTH", "100")])?;
         let text = String::from_utf8_lossy(&man.stdout);
         ensure!(man.status.success() && text.contains(expect), "man -l {path}: {text}{}", String::from_utf8_lossy(&man.stderr));
-        let groff = output("sh", &["-c", &format!("zcat {path} | groff -man -ww -z")], &[])?;
+        let groff = output("sh", &["-c", &format!("zcat {path} | groff -k -man -ww -z")], &[])?;
         ensure!(groff.status.success() && groff.stderr.is_empty(), "groff on {path}: {}", String::from_utf8_lossy(&groff.stderr));
     }
     // The unit as installed, its man:keepxdp(8) looked up too (--man=yes).
@@ -133,13 +134,12 @@ fn lab_the_deb_installs_runs_from_the_installed_paths_and_purges() -> Result<()>
     let lab = VrrpLab::new()?;
     let config = instance_config("kxnode", 3, 100, "0.1", "BACKUP", "");
     let mut node = Keepxdp::start(Path::new(SBIN), &lab.node, lab.dir.path(), &config)?;
-    wait_for("the installed keepxdp to hold the VIP", Duration::from_secs(5), || {
+    wait_for("the installed keepxdp Master with the VIP", Duration::from_secs(5), || {
         node.child.check_running()?;
-        lab.node_holds_vip()
+        let status: serde_json::Value = serde_json::from_str(&node.status_json()?)?;
+        Ok(status["vrrp"][0]["state"] == "Master" && lab.node_holds_vip()?)
     })
     .with_context(|| node.child.log_text())?;
-    let status: serde_json::Value = serde_json::from_str(&node.status_json()?)?;
-    ensure!(status["vrrp"][0]["state"] == "Master", "{status}");
     node.stop()?;
 
     installed.purge()?;
