@@ -33,6 +33,11 @@ pub struct AlertPlan {
     pub router_id: String,
     pub from: String,
     pub to: Vec<String>,
+    /// `no_email_faults`: no mail on entering FAULT.
+    pub no_email_faults: bool,
+    /// `no_checker_emails`: a checker's change is mailed only when it changes the real
+    /// server's combined state.
+    pub no_checker_emails: bool,
     /// Instances and sync groups whose `smtp_alert` resolved to on.
     instances: BTreeSet<String>,
     groups: BTreeSet<String>,
@@ -70,6 +75,8 @@ impl AlertPlan {
             router_id: global.router_id.clone().unwrap_or_else(|| host.to_string()),
             from: global.notification_email_from.clone().unwrap_or_else(|| format!("{user}@{host}")),
             to: global.notification_email.clone(),
+            no_email_faults: global.no_email_faults,
+            no_checker_emails: global.no_checker_emails,
             instances: model.vrrp_instances.iter().filter(|i| i.smtp_alert.unwrap_or(vrrp_default)).map(|i| i.name.clone()).collect(),
             groups: model.vrrp_sync_groups.iter().filter(|g| g.smtp_alert.unwrap_or(vrrp_default)).map(|g| g.name.clone()).collect(),
             real_servers,
@@ -193,6 +200,9 @@ mod tests {
         assert_eq!(plan.real_server("[fd00::100]:53", "[fd00::1]:53").map(|(vs, _)| vs.as_str()), Some("[fd00::100]:udp:53"));
         let off = plan_with_checker_off(&text);
         assert_eq!(off.real_server("10.0.0.100:80", "10.0.1.1:80"), None, "smtp_alert_checker off");
+        assert!(!plan.no_email_faults && !plan.no_checker_emails);
+        let quiet = super::tests::plan(&text.replace("  router_id LB_1\n", "  router_id LB_1\n  no_email_faults\n  no_checker_emails\n"));
+        assert!(quiet.no_email_faults && quiet.no_checker_emails);
     }
 
     fn plan_with_checker_off(text: &str) -> AlertPlan {

@@ -82,6 +82,7 @@ fn plan() -> Option<(Arc<AlertPlan>, &'static Alerts)> {
 pub fn instance_state(name: &str, state: State) {
     let Some((plan, alerts)) = plan() else { return };
     if plan.instance(name)
+        && !(plan.no_email_faults && state == State::Fault)
         && let Some(mail) = message::instance(&plan.router_id, name, state)
     {
         alerts.enqueue(&plan, mail);
@@ -92,6 +93,7 @@ pub fn instance_state(name: &str, state: State) {
 pub fn group_state(name: &str, state: State) {
     let Some((plan, alerts)) = plan() else { return };
     if plan.group(name)
+        && !(plan.no_email_faults && state == State::Fault)
         && let Some(mail) = message::group(&plan.router_id, name, state)
     {
         alerts.enqueue(&plan, mail);
@@ -99,10 +101,13 @@ pub fn group_state(name: &str, state: State) {
 }
 
 /// A checker (`checker`: its name, `KIND at FILE:LINE`) of real server `real` of `service`
-/// (both as the checkers name them) went up or down; `real_up`: the real server's combined
-/// state after it.
-pub fn checker_changed(service: &str, real: &str, checker: &str, checker_up: bool, real_up: bool) {
+/// (both as the checkers name them) went up or down; `real_was_up`, `real_up`: the real
+/// server's combined state before and after it.
+pub fn checker_changed(service: &str, real: &str, checker: &str, checker_up: bool, real_was_up: bool, real_up: bool) {
     let Some((plan, alerts)) = plan() else { return };
+    if plan.no_checker_emails && real_was_up == real_up {
+        return;
+    }
     let Some((vs, rs)) = plan.real_server(service, real) else { return };
     let kind = checker.split(" at ").next().unwrap_or(checker);
     alerts.enqueue(&plan, message::real_server(&plan.router_id, vs, rs, real_up, kind, checker_up));
@@ -203,7 +208,7 @@ mod tests {
     #[test]
     fn without_start_the_hooks_do_nothing() {
         instance_state("VI_1", State::Master);
-        checker_changed("10.0.0.1:80", "10.0.1.1:80", "TCP_CHECK at k.conf:3", false, false);
+        checker_changed("10.0.0.1:80", "10.0.1.1:80", "TCP_CHECK at k.conf:3", false, true, false);
         assert_eq!(counts(), AlertCounts::default());
     }
 }

@@ -18,6 +18,8 @@ const IMPLEMENTED: &[&str] = &[
     "smtp_alert",
     "smtp_alert_vrrp",
     "smtp_alert_checker",
+    "no_email_faults",
+    "no_checker_emails",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
     "vrrp_version",
@@ -47,6 +49,8 @@ pub fn global_defs(ctx: &mut Ctx, node: &Node, global: &mut GlobalDefs) {
             "smtp_alert" => global.smtp_alert = super::vrrp::boolean(ctx, child).or(global.smtp_alert),
             "smtp_alert_vrrp" => global.smtp_alert_vrrp = super::vrrp::boolean(ctx, child).or(global.smtp_alert_vrrp),
             "smtp_alert_checker" => global.smtp_alert_checker = super::vrrp::boolean(ctx, child).or(global.smtp_alert_checker),
+            "no_email_faults" => global.no_email_faults = ctx.flag(child),
+            "no_checker_emails" => global.no_checker_emails = super::vrrp::boolean(ctx, child).unwrap_or(global.no_checker_emails),
             "smtp_helo_name" => global.smtp_helo_name = ctx.string(child),
             "vrrp_mcast_group4" => match ctx.ip(child) {
                 Some(IpAddr::V4(group)) if group.is_multicast() => global.vrrp_mcast_group4 = Some(group),

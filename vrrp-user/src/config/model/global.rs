@@ -28,6 +28,10 @@ pub struct GlobalDefs {
     pub smtp_alert: Option<bool>,
     pub smtp_alert_vrrp: Option<bool>,
     pub smtp_alert_checker: Option<bool>,
+    /// No mail for an instance or group entering FAULT.
+    pub no_email_faults: bool,
+    /// Checker mails only when the real server's combined state changes.
+    pub no_checker_emails: bool,
     pub vrrp_mcast_group4: Option<Ipv4Addr>,
     pub vrrp_mcast_group6: Option<Ipv6Addr>,
     /// Default VRRP version for instances (keepalived: 2).
