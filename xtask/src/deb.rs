@@ -26,8 +26,8 @@ pub fn deb() -> Result<PathBuf> {
     if assets.exists() {
         std::fs::remove_dir_all(&assets).with_context(|| format!("removing {}", assets.display()))?;
     }
-    for (what, dir) in [("man", "man"), ("completions", "completions")] {
-        shell::run(Command::new(&binary).args(["generate", what]).arg(assets.join(dir)))?;
+    for what in ["man", "completions"] {
+        shell::run(Command::new(&binary).args(["generate", what]).arg(assets.join(what)))?;
     }
     // Debian policy: man pages gzipped (-n: no name or time inside, the package reproduces).
     let pages: Vec<PathBuf> = std::fs::read_dir(assets.join("man"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
