@@ -2,6 +2,7 @@
 pub mod demo;
 pub mod lvs_lab;
 pub mod pair_lab;
+pub mod smtp_sink;
 
 use anyhow::Result;
 use keepxdp::bpf::{Dataplane, GuardInstance, GuardMaps, guard_entries};

@@ -5,6 +5,7 @@
 //! - `ctl`: the control socket
 //! - `vrrp`: the VRRP protocol: wire format and the election state machine
 //! - `daemon`: `keepxdp run`, wiring the above together
+pub mod alert;
 pub mod bpf;
 pub mod check;
 pub mod config;

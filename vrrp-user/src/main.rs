@@ -14,8 +14,24 @@ use vrrp_common::pins::DEFAULT_PIN_DIR;
 
 const DEFAULT_CONTROL_SOCKET: &str = "/run/keepxdp.sock";
 
+/// The end of `keepxdp --help` and of keepxdp(8).
+const KEEPALIVED_STYLE: &str = "\
+keepalived's command line works too: with no subcommand keepxdp runs (`keepxdp -n -D -f FILE`), \
+and -t/--config-test anywhere checks (`keepxdp -f FILE -t`); --signum=DATA|STATS|JSON|RELOAD|STOP \
+prints a signal's number. SIGHUP reloads (a bad file keeps the running configuration), SIGUSR1, \
+SIGUSR2 and SIGRTMIN+2 write keepalived's data, stats and JSON dumps (/tmp/keepalived.*), \
+SIGTERM stops.
+
+Files: /etc/keepalived/keepalived.conf (read), /etc/default/keepxdp (DAEMON_ARGS for the unit), \
+/run/keepxdp.sock (control socket, root only), /sys/fs/bpf/keepxdp (pinned programs and maps).";
+
 #[derive(Parser)]
-#[command(name = "keepxdp", version, about = "XDP-accelerated VRRP and LVS data plane that reads keepalived.conf")]
+#[command(
+    name = "keepxdp",
+    version,
+    about = "XDP-accelerated VRRP and LVS data plane that reads keepalived.conf",
+    after_long_help = KEEPALIVED_STYLE
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -189,6 +205,16 @@ impl LvsAction {
     }
 }
 
+/// `keepxdp generate man|completions DIR`: a packaging hook kept out of `Cli` (and so out of
+/// the man pages and completions it writes).
+#[derive(Parser)]
+#[command(name = "keepxdp generate")]
+struct GenerateCli {
+    #[arg(value_enum)]
+    what: keepxdp::ops::generate::Generated,
+    dir: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum IpvsCommand {
     /// Dump the live IPVS table as virtual_server blocks.
@@ -206,6 +232,9 @@ fn main() -> ExitCode {
         Invocation::Signum(name) => return signum(&name),
         Invocation::Args(args) => args,
     };
+    if args.get(1).map(String::as_str) == Some("generate") {
+        return generate(GenerateCli::parse_from(&args[1..]));
+    }
     let cli = Cli::parse_from(args);
     let flags = match &cli.command {
         Command::Run { keepalived, .. } | Command::Check { keepalived, .. } => keepalived.clone(),
@@ -227,6 +256,20 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("keepxdp: error: {error:#}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate(cli: GenerateCli) -> ExitCode {
+    use clap::CommandFactory as _;
+    match keepxdp::ops::generate::generate(Cli::command(), cli.what, &cli.dir) {
+        Ok(paths) => {
+            paths.iter().for_each(|path| println!("{}", path.display()));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("keepxdp: error: {error:#}");
             ExitCode::FAILURE
         }
     }

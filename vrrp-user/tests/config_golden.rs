@@ -28,7 +28,7 @@ fn global_defs() {
     assert_eq!(global.router_id.as_deref(), Some("LVS_1"));
     assert_eq!(global.notification_email, ["a@example.com", "b@example.com"]);
     assert_eq!(global.notification_email_from.as_deref(), Some("lb@example.com"));
-    assert_eq!(global.smtp_server.as_deref(), Some("192.0.2.25 2525"));
+    assert_eq!(global.smtp_server, Some(keepxdp::config::model::SmtpServer { host: "192.0.2.25".into(), port: 2525 }));
     assert_eq!(global.smtp_connect_timeout, Some(30));
     assert_eq!(global.vrrp_mcast_group4, Some("224.0.0.19".parse().unwrap()));
     assert_eq!(global.vrrp_mcast_group6, Some("ff02::13".parse().unwrap()));
@@ -107,7 +107,7 @@ fn vrrp_instance_with_everything_implemented() {
     assert_eq!(instance.tracking.track_file[0].weight, Some(5));
     assert_eq!(instance.notify.notify.as_deref(), Some("/etc/keepalived/notify.sh"));
     assert_eq!(instance.notify.notify_master.as_deref(), Some("/bin/echo master"));
-    assert!(instance.smtp_alert);
+    assert_eq!(instance.smtp_alert, Some(true));
     assert_eq!(
         (instance.garp_master_delay, instance.garp_master_repeat, instance.garp_master_refresh, instance.garp_master_refresh_repeat),
         (Some(2), Some(4), Some(30), Some(2))
@@ -142,7 +142,7 @@ fn vrrp_sync_group() {
     assert_eq!(group.name, "VG_1");
     assert_eq!(group.group, ["A", "B"]);
     assert_eq!(group.notify.notify_fault.as_deref(), Some("/bin/f x"));
-    assert!(group.smtp_alert);
+    assert_eq!(group.smtp_alert, Some(true));
     assert_eq!(group.tracking.track_interface[0].name, "eth9");
 }
 

@@ -1,6 +1,7 @@
 //! `cargo xtask`: everything needed to go from a fresh machine to a running, tested keepxdp.
 //! Every subcommand first runs `setup`, which installs only what is missing.
 mod bench;
+mod deb;
 mod demo;
 mod ebpf;
 mod setup;
@@ -30,6 +31,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// build, then target/debian/keepxdp_*.deb (cargo-deb): binary, unit, man pages,
+    /// completions, docs.
+    Deb,
     /// Unit tests, then BPF tests (BPF_PROG_TEST_RUN), then lab tests (netns), in that order.
     Test,
     /// The load-balancer pair survives its failures: a netns lab (two keepxdp LBs as a VRRP
@@ -50,6 +54,7 @@ fn main() -> Result<()> {
             ebpf::build_all()?;
             shell::run_binary(&shell::root().join("target/release/keepxdp"), &args)
         }
+        Command::Deb => deb::deb().map(|_| ()),
         Command::Test => test::test(),
         Command::Demo(args) => demo::demo(&args),
         Command::Bench => bench::bench(),

@@ -33,6 +33,9 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 pub const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask deb` packages with cargo-deb (its systemd maintainer scripts, conffiles,
+/// compressed man pages, $auto dependencies).
+pub const CARGO_DEB_VERSION: &str = "3.8.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn setup() -> Result<()> {
@@ -42,8 +45,12 @@ pub fn setup() -> Result<()> {
     let toolchain = EbpfToolchain::detect();
     rust_src(toolchain, &mut did)?;
     bpf_linker(&mut did)?;
+    cargo_deb(&mut did)?;
     if did.is_empty() {
-        eprintln!("setup: nothing to install (apt packages, rust-src for {}, bpf-linker {BPF_LINKER_VERSION} present)", toolchain.describe());
+        eprintln!(
+            "setup: nothing to install (apt packages, rust-src for {}, bpf-linker {BPF_LINKER_VERSION}, cargo-deb {CARGO_DEB_VERSION} present)",
+            toolchain.describe()
+        );
     } else {
         eprintln!("setup: {} in {:.0?}", did.join("; "), started.elapsed());
     }
@@ -109,5 +116,15 @@ fn bpf_linker(did: &mut Vec<String>) -> Result<()> {
             .args(["--no-default-features", "--features", "llvm-22"]),
     )?;
     did.push(format!("built bpf-linker {BPF_LINKER_VERSION} against LLVM 22"));
+    Ok(())
+}
+
+fn cargo_deb(did: &mut Vec<String>) -> Result<()> {
+    let version = shell::output(shell::cargo().args(["deb", "--version"])).unwrap_or_default();
+    if version.split_whitespace().any(|word| word.trim_start_matches('v') == CARGO_DEB_VERSION) {
+        return Ok(());
+    }
+    shell::run(shell::cargo().args(["install", "--locked", &format!("cargo-deb@{CARGO_DEB_VERSION}")]))?;
+    did.push(format!("installed cargo-deb {CARGO_DEB_VERSION}"));
     Ok(())
 }

@@ -245,6 +245,11 @@ impl RealHealth {
             was_up,
             up: report.up,
         };
+        if was_up != report.up {
+            // keepalived mails each checker's change (with no_checker_emails, only those that
+            // change the real server's state).
+            crate::alert::checker_changed(&self.service, &self.real, report.checker, report.up, real_was_up, real_up);
+        }
         if let Some(up) = real_server_notify(real_was_up, real_up, verdict) {
             self.sink
                 .notify(&self.service, &self.real, up, report.checker, reason);

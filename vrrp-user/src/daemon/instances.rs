@@ -46,6 +46,7 @@ async fn coordinate(directory: Arc<Mutex<SyncDirectory>>, mut events: mpsc::Unbo
             tracing::info!(group = group_name, ?state, "sync group state");
             let scripts = notify::commands(notify, "GROUP", &group_name, state, 0);
             notify::spawn_all(scripts, &group_name);
+            crate::alert::group_state(&group_name, state);
         }
         for (target, command) in commands {
             if let Some(sender) = directory.commands.get(&target) {

@@ -112,6 +112,8 @@ struct Status<'a> {
     /// SIGHUPs whose file was refused (the running configuration kept), and why the last was.
     reloads_refused: u64,
     last_reload_refusal: Option<&'a str>,
+    /// Alert mails queued, sent, failed and dropped since start.
+    alerts: crate::alert::AlertCounts,
 }
 
 /// Everything `run` keeps between signals.
@@ -155,6 +157,7 @@ impl Daemon {
             started_at: self.started_at,
             reloads_refused: self.reloads_refused,
             last_reload_refusal: self.last_reload_refusal.as_deref(),
+            alerts: crate::alert::counts(),
         })?)
     }
 
@@ -249,6 +252,7 @@ impl Daemon {
                 return;
             }
         };
+        crate::alert::start(alert_plan(&model));
         self.balancer.apply(&model);
         self.balancer.resolve_backends(&self.netlink).await;
         self.guarded = guarded(&model);
@@ -304,6 +308,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let statics = statics::Statics::of(&model);
     statics.apply(&daemon.statics, &daemon.netlink).await;
     daemon.statics = statics;
+    // Before the checkers and instances start: their first changes are mailed too.
+    crate::alert::start(alert_plan(&model));
     // The balancer's maps are complete (real servers' MACs included, or a restart over a kept
     // data plane would hand established flows to the stack, which resets them) before the
     // guard starts handing it frames.
@@ -390,6 +396,8 @@ pub async fn run(options: RunOptions) -> Result<()> {
         daemon.balancer.freeze_vip_state();
     }
     daemon.vrrp.stop_all().await;
+    // The instances' Stopping mails, within the unit's stop timeout.
+    crate::alert::drain(Duration::from_secs(5)).await;
     statics::Statics::default().apply(&daemon.statics, &daemon.netlink).await;
     control.close();
     let pin_dir = daemon.options.pin_dir.clone();
@@ -408,6 +416,13 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let _ = fs::remove_dir(&pin_dir);
     tracing::info!("keepxdp stopped");
     Ok(())
+}
+
+/// Who gets alert mails, with this host's name and the running user's as keepalived's defaults.
+fn alert_plan(model: &Config) -> crate::alert::plan::AlertPlan {
+    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into());
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map_or_else(|| "root".to_string(), |u| u.name);
+    crate::alert::plan::AlertPlan::of(model, &host, &user)
 }
 
 fn far_future() -> tokio::time::Instant {

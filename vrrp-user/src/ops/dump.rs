@@ -343,7 +343,7 @@ pub fn json(input: &DumpInput) -> String {
                     state: state_number(status.state),
                     wantstate: state_number(status.state),
                     version: version(spec),
-                    smtp_alert: false,
+                    smtp_alert: crate::alert::queue::instance_smtp_alert(&spec.name),
                     notify_deleted: false,
                     vips: spec.addresses.iter().map(|a| format!("{}{set}", address_line(spec, a))).collect(),
                     auth_type: u8::from(spec.auth_pass.is_some()),

@@ -7,3 +7,4 @@ pub mod keepalived_args;
 pub mod pidfile;
 pub mod logging;
 pub mod systemd;
+pub mod generate;

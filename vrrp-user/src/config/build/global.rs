@@ -2,7 +2,11 @@
 use std::net::IpAddr;
 
 use super::Ctx;
-use crate::config::{keywords, model::GlobalDefs, tree::Node};
+use crate::config::{
+    keywords,
+    model::{GlobalDefs, SmtpServer},
+    tree::Node,
+};
 
 const IMPLEMENTED: &[&str] = &[
     "router_id",
@@ -11,6 +15,11 @@ const IMPLEMENTED: &[&str] = &[
     "smtp_server",
     "smtp_connect_timeout",
     "smtp_helo_name",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
+    "no_checker_emails",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
     "vrrp_version",
@@ -35,8 +44,13 @@ pub fn global_defs(ctx: &mut Ctx, node: &Node, global: &mut GlobalDefs) {
                 global.notification_email.extend(ctx.list_tokens(child).into_iter().map(|t| t.text.clone()))
             }
             "notification_email_from" => global.notification_email_from = ctx.string(child),
-            "smtp_server" => global.smtp_server = ctx.rest(child),
+            "smtp_server" => global.smtp_server = smtp_server(ctx, child).or(global.smtp_server.take()),
             "smtp_connect_timeout" => global.smtp_connect_timeout = ctx.int(child, 1, 3600),
+            "smtp_alert" => global.smtp_alert = super::vrrp::boolean(ctx, child).or(global.smtp_alert),
+            "smtp_alert_vrrp" => global.smtp_alert_vrrp = super::vrrp::boolean(ctx, child).or(global.smtp_alert_vrrp),
+            "smtp_alert_checker" => global.smtp_alert_checker = super::vrrp::boolean(ctx, child).or(global.smtp_alert_checker),
+            "no_email_faults" => global.no_email_faults = ctx.flag(child),
+            "no_checker_emails" => global.no_checker_emails = super::vrrp::boolean(ctx, child).unwrap_or(global.no_checker_emails),
             "smtp_helo_name" => global.smtp_helo_name = ctx.string(child),
             "vrrp_mcast_group4" => match ctx.ip(child) {
                 Some(IpAddr::V4(group)) if group.is_multicast() => global.vrrp_mcast_group4 = Some(group),
@@ -67,4 +81,32 @@ pub fn global_defs(ctx: &mut Ctx, node: &Node, global: &mut GlobalDefs) {
             _ => ctx.unknown(child, "global_defs", &[IMPLEMENTED, keywords::GLOBAL_DEFS]),
         }
     }
+}
+
+/// `smtp_server ADDRESS|NAME [PORT]`, keepalived's default port 25.
+fn smtp_server(ctx: &mut Ctx, node: &Node) -> Option<SmtpServer> {
+    let Some(host) = node.args.first() else {
+        ctx.error(&node.name.pos, "`smtp_server` needs an address or a host name");
+        return None;
+    };
+    if host.text.parse::<IpAddr>().is_err() && !is_host_name(&host.text) {
+        ctx.error(&host.pos, format!("smtp_server `{}` is neither an IP address nor a host name", host.text));
+        return None;
+    }
+    let port = match node.args.get(1) {
+        Some(token) => ctx.int_token(token, 1, 65535)?,
+        None => 25,
+    };
+    if let Some(extra) = node.args.get(2) {
+        ctx.warning(&extra.pos, format!("`smtp_server` takes an address and a port; `{}` ignored", extra.text));
+    }
+    Some(SmtpServer { host: host.text.clone(), port })
+}
+
+fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }

@@ -129,7 +129,7 @@ fn notify_or_track(ctx: &mut Ctx, node: &Node, notify: &mut Notify, tracking: &m
 }
 
 /// `KEYWORD [on|off|true|false|yes|no]`: a flag that may be spelled with a value.
-fn boolean(ctx: &mut Ctx, node: &Node) -> Option<bool> {
+pub(super) fn boolean(ctx: &mut Ctx, node: &Node) -> Option<bool> {
     match node.args.first().map(|t| t.text.to_ascii_lowercase()) {
         None => Some(true),
         Some(value) => match value.as_str() {
@@ -171,7 +171,7 @@ pub fn instance(ctx: &mut Ctx, node: &Node, default_version: Option<u8>) -> Opti
         accept: None,
         tracking: Tracking::default(),
         notify: Notify::default(),
-        smtp_alert: false,
+        smtp_alert: None,
         garp_master_delay: None,
         garp_master_repeat: None,
         garp_master_refresh: None,
@@ -245,7 +245,7 @@ pub fn instance(ctx: &mut Ctx, node: &Node, default_version: Option<u8>) -> Opti
             "vmac_xmit_base" => instance.vmac_xmit_base = ctx.flag(child),
             "accept" => instance.accept = Some(ctx.flag(child)),
             "no_accept" => instance.accept = Some(!ctx.flag(child)),
-            "smtp_alert" => instance.smtp_alert = boolean(ctx, child).unwrap_or(false),
+            "smtp_alert" => instance.smtp_alert = boolean(ctx, child).or(instance.smtp_alert),
             "garp_master_delay" => instance.garp_master_delay = ctx.int(child, 0, 1000),
             "garp_master_repeat" => instance.garp_master_repeat = ctx.int(child, 0, 1000),
             "garp_master_refresh" => instance.garp_master_refresh = ctx.int(child, 0, 86400),
@@ -369,7 +369,7 @@ pub fn sync_group(ctx: &mut Ctx, node: &Node) -> Option<SyncGroup> {
         group: Vec::new(),
         notify: Notify::default(),
         tracking: Tracking::default(),
-        smtp_alert: false,
+        smtp_alert: None,
         not_implemented: Vec::new(),
     };
     for child in ctx.block(node) {
@@ -378,7 +378,7 @@ pub fn sync_group(ctx: &mut Ctx, node: &Node) -> Option<SyncGroup> {
         }
         match child.keyword() {
             "group" => group.group.extend(ctx.list_tokens(child).into_iter().map(|t| t.text.clone())),
-            "smtp_alert" => group.smtp_alert = boolean(ctx, child).unwrap_or(false),
+            "smtp_alert" => group.smtp_alert = boolean(ctx, child).or(group.smtp_alert),
             keyword if keywords::VRRP_SYNC_GROUP.contains(&keyword) => {
                 let kept = ctx.not_implemented(child, "vrrp_sync_group");
                 group.not_implemented.push(kept);

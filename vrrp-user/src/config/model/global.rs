@@ -4,16 +4,34 @@ use serde::Serialize;
 
 use super::Kept;
 
+/// `smtp_server`: an address or a host name (resolved when an alert is sent) and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+}
+
 /// `global_defs`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GlobalDefs {
     pub router_id: Option<String>,
     pub notification_email: Vec<String>,
     pub notification_email_from: Option<String>,
-    /// `smtp_server ADDRESS [PORT]`, as written.
-    pub smtp_server: Option<String>,
+    /// `smtp_server ADDRESS|NAME [PORT]` (port 25 when omitted).
+    pub smtp_server: Option<SmtpServer>,
+    /// Seconds for each step of the SMTP dialogue (keepalived: 30).
     pub smtp_connect_timeout: Option<u32>,
     pub smtp_helo_name: Option<String>,
+    /// `smtp_alert [BOOL]`: the default of every instance, sync group, virtual and real
+    /// server's `smtp_alert`; `smtp_alert_vrrp` / `smtp_alert_checker` override it for VRRP
+    /// and for the checkers. None: not written.
+    pub smtp_alert: Option<bool>,
+    pub smtp_alert_vrrp: Option<bool>,
+    pub smtp_alert_checker: Option<bool>,
+    /// No mail for an instance or group entering FAULT.
+    pub no_email_faults: bool,
+    /// Checker mails only when the real server's combined state changes.
+    pub no_checker_emails: bool,
     pub vrrp_mcast_group4: Option<Ipv4Addr>,
     pub vrrp_mcast_group6: Option<Ipv6Addr>,
     /// Default VRRP version for instances (keepalived: 2).

@@ -118,7 +118,8 @@ pub struct VrrpInstance {
     pub accept: Option<bool>,
     pub tracking: Tracking,
     pub notify: Notify,
-    pub smtp_alert: bool,
+    /// None: not written (the global defaults decide, see `alert::plan`).
+    pub smtp_alert: Option<bool>,
     pub garp_master_delay: Option<u32>,
     pub garp_master_repeat: Option<u32>,
     pub garp_master_refresh: Option<u32>,
@@ -136,7 +137,8 @@ pub struct SyncGroup {
     pub group: Vec<String>,
     pub notify: Notify,
     pub tracking: Tracking,
-    pub smtp_alert: bool,
+    /// None: not written (the global defaults decide, see `alert::plan`).
+    pub smtp_alert: Option<bool>,
     pub not_implemented: Vec<Kept>,
 }
 

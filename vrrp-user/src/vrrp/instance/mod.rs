@@ -383,6 +383,7 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
                 self.status.released_master += u64::from(from == State::Master);
                 let commands = notify::commands(&self.spec.notify, "INSTANCE", &self.spec.name, to, self.params.priority);
                 self.host.notify(commands, &self.spec.name);
+                crate::alert::instance_state(&self.spec.name, to);
                 self.tell_group(MemberEvent::Transition { from, to });
             }
         }
