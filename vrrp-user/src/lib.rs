@@ -8,6 +8,9 @@
 pub mod bpf;
 pub mod check;
 pub mod config;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ctl;
 pub mod daemon;
 pub mod lvs;

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod ebpf;
+mod fuzz;
 mod setup;
 mod shell;
 mod test;
@@ -36,6 +37,15 @@ enum Command {
     Demo,
     /// Per-packet cost of the guard beside a bare XDP_PASS, measured in one run.
     Bench,
+    /// cargo-fuzz (libFuzzer) on the parsers of outside input; crashes are saved under
+    /// fuzz/regressions/ and replayed by the unit tests.
+    Fuzz {
+        /// One target (default: all of them, one after the other).
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -52,5 +62,6 @@ fn main() -> Result<()> {
         Command::Test => test::test(),
         Command::Demo => demo::demo(),
         Command::Bench => bench::bench(),
+        Command::Fuzz { target, seconds } => fuzz::fuzz(target, seconds),
     }
 }
