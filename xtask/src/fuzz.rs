@@ -65,6 +65,8 @@ pub fn run_target(target: &str, seconds: u64) -> Result<Run> {
         copy_files(Path::new("/usr/share/doc/keepalived/samples"), &corpus)?;
     }
     let before: std::collections::BTreeSet<_> = fs::read_dir(&artifacts)?.flatten().map(|e| e.file_name()).collect();
+    // Built first, so the time below is the fuzzing alone.
+    shell::run(EbpfToolchain::detect().cargo().current_dir(&fuzz).args(["fuzz", "build", target]))?;
     let started = Instant::now();
     let mut command: Command = EbpfToolchain::detect().cargo();
     command
