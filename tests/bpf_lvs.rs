@@ -76,9 +76,14 @@ struct Lvs {
 
 impl Lvs {
     fn new() -> Result<Lvs> {
+        Lvs::with_tables(1024, 1024)
+    }
+
+    /// With flow tables of these sizes (conntrack, NAT).
+    fn with_tables(conntrack_entries: u32, nat_entries: u32) -> Result<Lvs> {
         keepxdp_lab::require_root()?;
         pin_to_one_cpu()?;
-        let limits = LvsLimits { max_services: 8, maglev_size: RING, conntrack_entries: 1024, nat_entries: 1024 };
+        let limits = LvsLimits { max_services: 8, maglev_size: RING, conntrack_entries, nat_entries };
         let mut dataplane = Dataplane::load_with(&LoadOptions { limits, state_pin_dir: None })?;
         let config = LvsConfig {
             nat_services: 0,
@@ -1066,5 +1071,33 @@ fn bpf_a_synced_reply_entry_with_no_interface_is_routed_by_the_fib() -> Result<(
     assert_eq!(out, from_vip.frame());
     assert_eq!(lvs.drops(LvsReason::NatReverse)?, 1, "a state hit, not a stateless one");
     assert_eq!(lvs.drops(LvsReason::NatStateless)?, 0);
+    Ok(())
+}
+
+/// A full NAT table: the LRU makes room by evicting, the data plane counts every insert, and
+/// `keepxdp lvs`'s flow-table line shows inserts minus entries as evicted.
+#[test]
+fn bpf_a_full_nat_table_evicts_and_the_inserts_count_what_it_lost() -> Result<()> {
+    let mut lvs = Lvs::with_tables(64, 64)?;
+    let service = lvs.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    lvs.backend(&service, 1, "192.168.1.11:8080")?;
+    lvs.fill_ring(&service, ring_slot(1, 1))?;
+    let before = lvs.drops(LvsReason::NatInserted)?;
+    for port in 0..200u16 {
+        lvs.transmit(&Packet::tcp(&format!("10.0.0.1:{}", 20000 + port), "10.0.0.100:80", SYN))?;
+    }
+    let inserted = lvs.drops(LvsReason::NatInserted)? - before;
+    let map = lvs.dataplane.balancer().map(vrrp_common::pins::MAP_LVS_NAT).context("no lvs_nat")?;
+    let nat: HashMap<&MapData, FlowKey, vrrp_common::lvs::NatReverse> = HashMap::try_from(map)?;
+    let entries = nat.keys().count() as u64;
+    assert!(inserted >= 200, "every new connection's forward entry counted ({inserted})");
+    assert!(entries <= 64, "the table holds at most its size ({entries})");
+    let flows = keepxdp::bpf::FlowTables { nat_entries: entries, nat_capacity: 64, conntrack_capacity: 64, ..Default::default() };
+    let (fill, _) = keepxdp::observe::tables::fill(&keepxdp::bpf::FlowInserts { nat: inserted, conntrack: 0 }, &flows);
+    assert_eq!(fill.evicted, inserted - entries);
+    assert!(fill.evicted >= 136, "{fill:?}");
+    let line = keepxdp::observe::tables::format_fill(&keepxdp::bpf::FlowInserts { nat: inserted, conntrack: 0 }, &flows);
+    assert!(line.contains("evicted (full: its LRU dropped state in use; raise --nat-entries)"), "{line}");
+    assert_eq!(lvs.drops(LvsReason::ConntrackInserted)?, 0, "NAT flows need no conntrack entry");
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! previous backend (it started before the change); SYNs and UDP take the current one.
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vrrp_common::lvs::{
-    BACKEND_ALIVE, FLOW_NAT_FORWARD, FLOW_PERSISTENCE, FWD_MASK, FWD_NAT, Flow, FlowKey,
+    BACKEND_ALIVE, LvsReason, FLOW_NAT_FORWARD, FLOW_PERSISTENCE, FWD_MASK, FWD_NAT, Flow, FlowKey,
     IPPROTO_TCP, NO_BACKEND, NatReverse, SERVICE_PERSISTENT, SERVICE_SOURCE_HASH, SERVICE_PROBES, SERVICE_SLOTS, Service,
     flow_hash, match_word, reduce, ring_current, ring_previous, service_slot_hash_words,
 };
@@ -122,11 +122,15 @@ pub fn choose(packet: &Packet, service: &Service) -> Choice {
             }
             if persistent {
                 let sticky = NatReverse { backend, last_seen: now, service: service.index, ..NatReverse::default() };
-                let _ = NAT.insert(&sticky_key, &sticky, 0);
+                if NAT.insert(&sticky_key, &sticky, 0).is_ok() {
+                    crate::count(LvsReason::NatInserted);
+                }
             }
         }
         let entry = NatReverse { backend, service: service.index, ..NatReverse::default() };
-        let _ = NAT.insert(&key, &entry, 0);
+        if NAT.insert(&key, &entry, 0).is_ok() {
+            crate::count(LvsReason::NatInserted);
+        }
         return Choice { backend, new_flow: true };
     }
 
@@ -142,7 +146,9 @@ pub fn choose(packet: &Packet, service: &Service) -> Choice {
     if backend == NO_BACKEND {
         return none;
     }
-    let _ = CONNTRACK.insert(&key, &Flow { backend, last_seen: now }, 0);
+    if CONNTRACK.insert(&key, &Flow { backend, last_seen: now }, 0).is_ok() {
+        crate::count(LvsReason::ConntrackInserted);
+    }
     Choice { backend, new_flow: true }
 }
 

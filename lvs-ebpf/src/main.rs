@@ -151,7 +151,9 @@ fn remember_client(ctx: &XdpContext, flow: FlowKey, backend: &vrrp_common::lvs::
         service,
         backend: index,
     };
-    let _ = NAT.insert(&key, &entry, 0);
+    if NAT.insert(&key, &entry, 0).is_ok() {
+        count(LvsReason::NatInserted);
+    }
 }
 
 /// A new NAT flow for the sync daemon, when it runs (`LvsConfig::sync`).

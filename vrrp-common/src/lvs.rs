@@ -297,11 +297,16 @@ pub enum LvsReason {
     NatFibPassed = 6,
     /// A new NAT flow the sync ring had no room for: not synced.
     SyncRingFull = 7,
+    /// Entries written to `lvs_nat` (a connection's forward and reply entries, templates).
+    /// Not frames: with the map's fill, what the LRU evicted (`inserted - entries`).
+    NatInserted = 8,
+    /// Entries written to `lvs_conntrack` (changed-slot flows, templates).
+    ConntrackInserted = 9,
 }
-pub const LVS_REASONS: u32 = 8;
+pub const LVS_REASONS: u32 = 10;
 
 impl LvsReason {
-    pub const ALL: [LvsReason; 8] = [
+    pub const ALL: [LvsReason; 10] = [
         LvsReason::IpOptions,
         LvsReason::Fragment,
         LvsReason::Truncated,
@@ -310,7 +315,13 @@ impl LvsReason {
         LvsReason::NatStateless,
         LvsReason::NatFibPassed,
         LvsReason::SyncRingFull,
+        LvsReason::NatInserted,
+        LvsReason::ConntrackInserted,
     ];
+    /// The reasons that count frames before any service (not table inserts).
+    pub const fn counts_frames(self) -> bool {
+        !matches!(self, LvsReason::NatInserted | LvsReason::ConntrackInserted)
+    }
     pub const fn name(self) -> &'static str {
         match self {
             LvsReason::IpOptions => "ip_options",
@@ -321,6 +332,8 @@ impl LvsReason {
             LvsReason::NatStateless => "nat_stateless",
             LvsReason::NatFibPassed => "nat_fib_passed",
             LvsReason::SyncRingFull => "sync_ring_full",
+            LvsReason::NatInserted => "nat_inserted",
+            LvsReason::ConntrackInserted => "conntrack_inserted",
         }
     }
 }

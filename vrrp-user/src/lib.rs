@@ -9,6 +9,9 @@ pub mod alert;
 pub mod bpf;
 pub mod check;
 pub mod config;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ctl;
 pub mod daemon;
 pub mod lvs;

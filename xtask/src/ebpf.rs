@@ -44,7 +44,7 @@ impl EbpfToolchain {
         }
     }
 
-    fn cargo(self) -> Command {
+    pub fn cargo(self) -> Command {
         let mut command = shell::cargo();
         match self {
             EbpfToolchain::Nightly => {

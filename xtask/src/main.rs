@@ -4,6 +4,7 @@ mod bench;
 mod deb;
 mod demo;
 mod ebpf;
+mod fuzz;
 mod setup;
 mod shell;
 mod test;
@@ -41,6 +42,15 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Per-packet cost of the guard beside a bare XDP_PASS, measured in one run.
     Bench,
+    /// cargo-fuzz (libFuzzer) on the parsers of outside input; crashes are saved under
+    /// fuzz/regressions/ and replayed by the unit tests.
+    Fuzz {
+        /// One target (default: all of them, one after the other).
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -58,5 +68,6 @@ fn main() -> Result<()> {
         Command::Test => test::test(),
         Command::Demo(args) => demo::demo(&args),
         Command::Bench => bench::bench(),
+        Command::Fuzz { target, seconds } => fuzz::fuzz(target, seconds),
     }
 }

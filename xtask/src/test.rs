@@ -50,4 +50,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_alerts",
     // dpkg -i of target/debian/keepxdp_*.deb, checks from the installed paths, dpkg --purge.
     "deb",
+    "lab_limits",
 ];

@@ -23,6 +23,18 @@ pub struct LvsTable {
     pub services: Vec<ServiceRow>,
     /// Frames passed before any service matched, by reason (and NAT replies translated).
     pub reasons: Vec<(String, u64)>,
+    /// Entries the data plane wrote to its flow tables since it was loaded.
+    #[serde(default)]
+    pub inserted: FlowInserts,
+}
+
+/// Entries written to `lvs_nat` / `lvs_conntrack` (per-CPU counters summed). With a table's
+/// entries, what its LRU evicted: `inserted - entries` (the counters start at zero with each
+/// loaded data plane, while adopted entries carry over, hence saturating).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct FlowInserts {
+    pub nat: u64,
+    pub conntrack: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,10 +207,17 @@ pub fn read_lvs(dir: &Path) -> Result<LvsTable> {
     }
     rows.sort_by_key(|r| (r.address, r.protocol.clone()));
     let mut reasons = Vec::new();
+    let mut inserted = FlowInserts::default();
     for reason in LvsReason::ALL {
-        reasons.push((reason.name().to_string(), drops.get(&(reason as u32), 0)?.iter().sum()));
+        // An older data plane's map has fewer reasons: the rest read as zero.
+        let count: u64 = drops.get(&(reason as u32), 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0);
+        match reason {
+            LvsReason::NatInserted => inserted.nat = count,
+            LvsReason::ConntrackInserted => inserted.conntrack = count,
+            _ => reasons.push((reason.name().to_string(), count)),
+        }
     }
-    Ok(LvsTable { services: rows, reasons })
+    Ok(LvsTable { services: rows, reasons, inserted })
 }
 
 /// `ipvsadm -Ln --stats` layout, plus keepxdp's columns (Master, ring share, drops).

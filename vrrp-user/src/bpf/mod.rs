@@ -16,7 +16,7 @@ pub use bpffs::{BpffsMount, ensure_bpffs};
 pub use dataplane::{AttachMode, Attachment, Dataplane, LoadOptions, LvsLimits};
 pub use lvs_flows::{FlowEntry, FlowKind, FlowTables, classify, read_flows};
 pub use lvs_maps::{LvsMaps, XdpMaps};
-pub use lvs_stats::{BackendRow, LvsTable, ServiceRow, ServiceStatsRow, add_checkers, format_lvs, read_lvs};
+pub use lvs_stats::{BackendRow, FlowInserts, LvsTable, ServiceRow, ServiceStatsRow, add_checkers, format_lvs, read_lvs};
 pub use guard_maps::{GuardEntries, GuardInstance, GuardMaps, guard_entries};
 pub use objects::{LVS_EBPF, VRRP_EBPF};
 pub use stats::{GuardStatRow, format_table, guard_stat_totals, read_guard_stats, rows_from_counts};

@@ -147,6 +147,15 @@ pub fn md5_hex(body: &[u8]) -> String {
         .collect()
 }
 
+/// The response path of a probe on arbitrary bytes (`fuzzing::http_response`).
+#[cfg(any(fuzzing, test))]
+pub fn fuzz_response(raw: &[u8]) {
+    let _ = is_complete(raw);
+    if let Ok((_, body)) = parse_response(raw) {
+        let _ = md5_hex(&body);
+    }
+}
+
 /// Sends the request and reads the response until it is complete or the server closes.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,

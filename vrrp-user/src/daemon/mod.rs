@@ -243,7 +243,7 @@ impl Daemon {
     /// SIGHUP: the new file is read and validated first; with any error the running
     /// configuration stays as it is.
     async fn reload(&mut self) {
-        let model = match read_config(&self.options, true) {
+        let model = match read_config(&self.options, true).and_then(|model| fits(&self.options, &model).map(|()| model)) {
             Ok(model) => model,
             Err(error) => {
                 tracing::error!("reload refused, the running configuration is unchanged: {error:#}");
@@ -269,8 +269,21 @@ impl Daemon {
     }
 }
 
+/// The virtual_servers fit the XDP data plane's maps (IPVS has no such limits).
+fn fits(options: &RunOptions, model: &Config) -> Result<()> {
+    if options.lb_backend != balancer::LbBackend::Xdp {
+        return Ok(());
+    }
+    let errors = crate::lvs::limits::over_limits(&crate::lvs::plan(model).0, &options.limits);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("the virtual_servers do not fit the data plane's maps:\n  {}", errors.join("\n  "))
+}
+
 pub async fn run(options: RunOptions) -> Result<()> {
     let model = read_config(&options, false)?;
+    fits(&options, &model)?;
     // Before anything is loaded: a second keepxdp would take over the first one's links.
     crate::ctl::ensure_not_served(&options.control_socket)?;
     let _pid_files = crate::ops::pidfile::PidFiles::claim(&options.keepalived.pid_files())?;

@@ -6,6 +6,7 @@ pub mod dataplane;
 pub mod ipvs;
 pub mod ipvs_dataplane;
 pub mod maglev;
+pub mod limits;
 pub mod plan;
 pub mod quorum;
 pub mod reverse;

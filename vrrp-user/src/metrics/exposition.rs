@@ -141,6 +141,8 @@ fn lvs(out: &mut Families, table: &LvsTable, flows: Option<&FlowTables>) {
             }
         }
     }
+    out.counter("keepxdp_lvs_nat_inserted_total", "Entries the data plane wrote to lvs_nat (minus the entries: what its LRU evicted).", &[], table.inserted.nat as f64);
+    out.counter("keepxdp_lvs_conntrack_inserted_total", "Entries the data plane wrote to lvs_conntrack.", &[], table.inserted.conntrack as f64);
     for (reason, count) in &table.reasons {
         out.counter("keepxdp_lvs_unmatched_total", "Frames the balancer saw before any service matched, by what it did.", &[("reason", reason.clone())], *count as f64);
     }
@@ -211,6 +213,7 @@ mod tests {
                 }],
             }],
             reasons: vec![("nat_reverse".into(), 40)],
+            inserted: Default::default(),
         };
         let guard = crate::bpf::rows_from_counts(
             [(vrrp_common::guard::GuardStatKey::new(2, 51, vrrp_common::guard::FAMILY_IPV4, vrrp_common::guard::GuardReason::BadTtl), 4)],

@@ -77,6 +77,7 @@ mod tests {
                 }],
             }],
             reasons: Vec::new(),
+            inserted: Default::default(),
         }
     }
 

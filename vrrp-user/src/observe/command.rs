@@ -59,6 +59,9 @@ pub fn lvs(pin_dir: &Path, control_socket: &Path, view: LvsView, json: bool) -> 
                 serde_json::to_string_pretty(&table)? + "\n"
             } else {
                 let mut out = format_lvs(&table);
+                if let Ok(flows) = read_flows(pin_dir) {
+                    out.push_str(&super::tables::format_fill(&table.inserted, &flows));
+                }
                 for line in differ {
                     out.push_str(&format!("changing: {line}\n"));
                 }

@@ -138,6 +138,7 @@ mod tests {
                 backends: vec![backend(0, "10.1.0.11:8080"), backend(1, "10.1.0.12:8080")],
             }],
             reasons: Vec::new(),
+            inserted: Default::default(),
         }
     }
 

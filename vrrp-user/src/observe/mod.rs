@@ -6,3 +6,4 @@ pub mod command;
 pub mod connections;
 pub mod rates;
 pub mod drain;
+pub mod tables;

@@ -112,6 +112,7 @@ mod tests {
                 backends,
             }],
             reasons: Vec::new(),
+            inserted: Default::default(),
         }
     }
 
