@@ -1,5 +1,7 @@
-//! The control socket: `keepxdp status` (or any client) connects and reads one JSON status
-//! document.
+//! The control socket: `keepxdp status` (or any client) connects, asks `status` (or nothing)
+//! and reads one JSON status document. Root-only (mode 0600); every client is bounded in
+//! time and size (`request.rs` the protocol, `socket.rs` the serving).
+mod request;
 mod socket;
 mod table;
 
