@@ -1,4 +1,5 @@
 //! Shared by keepxdp's privileged tests and its benchmark binary.
+pub mod flood_lab;
 pub mod lvs_lab;
 pub mod pair_lab;
 
