@@ -49,10 +49,16 @@ pub struct FloodRun {
     pub sent: FloodReport,
     /// Frames the Backup's interface received during the flood (its rx counter).
     pub received: u64,
-    /// Times the Backup added the VIP while the Master was alive.
+    /// Times the Backup added the VIP during the flood (`ip monitor address`). With a live
+    /// Master every one is a false takeover; `timeline` tells whether the Master was.
     pub false_takeovers: usize,
+    /// Both routers' adverts as the switch saw them, judged.
+    pub timeline: AdvertTimeline,
     /// "Entering MASTER STATE" lines the Backup logged during the flood.
     pub master_lines: usize,
+    /// Frames dropped on the Backup's namespace's raw sockets (their receive queue was full:
+    /// /proc/net/raw's drops) during the flood.
+    pub raw_drops: u64,
     /// Lines the Backup logged during the flood, and the first few of them.
     pub log_lines: usize,
     pub log_sample: Vec<String>,
@@ -105,6 +111,12 @@ fn rx_packets(netns: &Netns, device: &str) -> Result<u64> {
     json[0]["stats64"]["rx"]["packets"].as_u64().context("no rx packets in ip -s -j link")
 }
 
+/// The drops column of /proc/net/raw, summed, as seen in `netns`.
+fn raw_socket_drops(netns: &Netns) -> Result<u64> {
+    let table = netns.run("cat", &["/proc/net/raw"])?;
+    Ok(table.lines().skip(1).filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok()).sum())
+}
+
 /// `device`'s MAC address in `netns`.
 pub fn mac_of(netns: &Netns, device: &str) -> Result<[u8; 6]> {
     let json: serde_json::Value = serde_json::from_str(&netns.ip(&["-j", "link", "show", "dev", device])?)?;
@@ -114,6 +126,60 @@ pub fn mac_of(netns: &Netns, device: &str) -> Result<[u8; 6]> {
         *byte = u8::from_str_radix(part, 16)?;
     }
     Ok(mac)
+}
+
+/// The Master_Down_Interval of a priority-100 Backup (RFC 9568 §6.1: 3 × interval + skew).
+pub fn master_down_interval(setting: Setting) -> f64 {
+    let interval: f64 = setting.advert_int.parse().unwrap_or(1.0);
+    3.0 * interval + (256.0 - 100.0) * interval / 256.0
+}
+
+/// The VRRP adverts seen on the switch, judged: each time the Backup starts advertising is a
+/// takeover; it is false when the Master's last advert before it is more recent than the
+/// Master_Down_Interval (the Master was alive and on time).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AdvertTimeline {
+    pub master_adverts: usize,
+    /// The longest silence between two of the Master's adverts, seconds.
+    pub master_max_gap: f64,
+    /// Takeovers while the Master advertised on time.
+    pub false_takeovers: usize,
+    /// Takeovers after the Master had been silent for a Master_Down_Interval or more.
+    pub after_master_gap: usize,
+}
+
+/// `adverts`: (time, source) of every advert, in capture order. A Backup advert starts a
+/// takeover when the Backup's previous one is more than `mdi` ago (or there is none).
+pub fn judge_adverts(adverts: &[(f64, [u8; 4])], master: [u8; 4], backup: [u8; 4], mdi: f64) -> AdvertTimeline {
+    let mut timeline = AdvertTimeline::default();
+    let (mut last_master, mut last_backup): (Option<f64>, Option<f64>) = (None, None);
+    for &(time, source) in adverts {
+        if source == master {
+            if let Some(previous) = last_master {
+                timeline.master_max_gap = timeline.master_max_gap.max(time - previous);
+            }
+            timeline.master_adverts += 1;
+            last_master = Some(time);
+        } else if source == backup {
+            if last_backup.is_none_or(|previous| time - previous > mdi) {
+                match last_master {
+                    Some(previous) if time - previous < mdi => timeline.false_takeovers += 1,
+                    _ => timeline.after_master_gap += 1,
+                }
+            }
+            last_backup = Some(time);
+        }
+    }
+    timeline
+}
+
+/// (time, IPv4 source) of the VRRP adverts (protocol 112) in a tcpdump capture.
+fn adverts_in(capture: &Path) -> Result<Vec<(f64, [u8; 4])>> {
+    Ok(keepxdp_lab::packets::read_pcap(capture)?
+        .into_iter()
+        .filter(|(_, f)| f.len() >= 34 && f[12..14] == [0x08, 0x00] && f[23] == 112)
+        .map(|(t, f)| (t, f[26..30].try_into().unwrap()))
+        .collect())
 }
 
 /// The Backup, running.
@@ -165,6 +231,16 @@ pub fn run(binary: &Path, backup: Backup, setting: Setting, limits: FloodLimits)
     running.check_running()?;
     ensure!(lab.peer_holds_vip()? && !lab.node_holds_vip()?, "not settled before the flood; Backup log:\n{}", running.log());
 
+    // Every advert on the segment, timestamped by one kernel: the Master's gaps, the Backup's
+    // takeovers. (The flood goes to the Backup's MAC: br0 itself never sees it.)
+    let capture = lab.dir.path().join("adverts.pcap");
+    let mut tcpdump_command = lab.switch.netns.command("tcpdump");
+    tcpdump_command.args(["-i", "br0", "-n", "-U", "-s", "64", "-w"]).arg(&capture).args(["ip", "proto", "112"]);
+    let mut tcpdump = ChildGuard::spawn("tcpdump", tcpdump_command, &lab.dir.path().join("tcpdump.log"))?;
+    wait_for("tcpdump listening", Duration::from_secs(5), || {
+        tcpdump.check_running()?;
+        Ok(tcpdump.log_text().contains("listening on"))
+    })?;
     let monitor_log = lab.dir.path().join("monitor.log");
     let mut monitor_command = lab.node.command("ip");
     monitor_command.args(["-o", "monitor", "address", "dev", "kxnode"]);
@@ -173,6 +249,7 @@ pub fn run(binary: &Path, backup: Backup, setting: Setting, limits: FloodLimits)
     let pids = netns_pids(&lab.node, monitor.pid())?;
     let log_before = running.log().len();
     let rx_before = rx_packets(&lab.node, "kxnode")?;
+    let raw_before = raw_socket_drops(&lab.node)?;
     let ticks_before = cpu_ticks(&pids);
     let started = Instant::now();
 
@@ -182,12 +259,15 @@ pub fn run(binary: &Path, backup: Backup, setting: Setting, limits: FloodLimits)
     let ticks = cpu_ticks(&pids) - ticks_before;
     let window = started.elapsed();
     let received = rx_packets(&lab.node, "kxnode")? - rx_before;
+    let raw_drops = raw_socket_drops(&lab.node)?.saturating_sub(raw_before);
     // A takeover at the very end shows up a moment later.
     std::thread::sleep(Duration::from_millis(300));
     running.check_running()?;
     master.check_running()?;
     ensure!(lab.peer_holds_vip()?, "the Master lost the VIP; its log:\n{}", master.log_text());
     drop(monitor);
+    let _ = tcpdump.stop(Duration::from_secs(2));
+    let timeline = judge_adverts(&adverts_in(&capture)?, [10, 77, 0, 1], [10, 77, 0, 2], master_down_interval(setting));
     let added = std::fs::read_to_string(&monitor_log)?
         .lines()
         .filter(|l| !l.starts_with("Deleted") && l.contains(&format!(" {VIP}/")))
@@ -206,25 +286,58 @@ pub fn run(binary: &Path, backup: Backup, setting: Setting, limits: FloodLimits)
     if let Running::Keepxdp(mut keepxdp) = running {
         keepxdp.stop()?;
     }
-    Ok(FloodRun { backup, setting, sent, received, false_takeovers: added, master_lines, log_lines, log_sample, cpu_percent, guard })
+    Ok(FloodRun { backup, setting, sent, received, raw_drops, false_takeovers: added, timeline, master_lines, log_lines, log_sample, cpu_percent, guard })
 }
 
 /// One line of `keepxdp-bench flood`'s table.
 pub fn row(run: &FloodRun) -> String {
     format!(
-        "| {} | v{} advert_int {} | {:.0} | {:.0} | {} | {:.1} |",
+        "| {} | v{} advert_int {} | {:.0} | {:.0} | {} | {} | {:.0} | {:.1} | {} |",
         run.backup.name(),
         run.setting.version,
         run.setting.advert_int,
         run.sent.rate(),
         run.received_rate(),
         run.false_takeovers,
-        run.cpu_percent
+        run.timeline.false_takeovers,
+        run.timeline.master_max_gap * 1000.0,
+        run.cpu_percent,
+        run.raw_drops
     )
 }
+
+/// The header of `row`'s table.
+pub const TABLE_HEADER: &str = "| Backup (Master: keepalived 2.2.7) | setting | frames/s sent | frames/s received | VIP taken | of which the Master was on time | Master's longest advert gap, ms | Backup CPU % of a core | Backup raw-socket drops |";
 
 /// Per reason: (sent, counted by the guard) over the run.
 pub fn drops_by_reason(run: &FloodRun) -> Vec<(Broken, u64, u64)> {
     let stats = run.guard.clone().unwrap_or_default();
     Broken::ALL.iter().map(|kind| (*kind, run.sent.sent_of(*kind), guard_count(&stats, None, kind.guard_reason()))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: [u8; 4] = [10, 77, 0, 1];
+    const B: [u8; 4] = [10, 77, 0, 2];
+
+    #[test]
+    fn a_takeover_while_the_master_advertises_is_false_and_one_after_its_silence_is_not() {
+        let mdi = master_down_interval(V3_30MS);
+        assert!((mdi - 0.1083).abs() < 1e-3, "{mdi}");
+        let mut adverts: Vec<(f64, [u8; 4])> = (0..10).map(|i| (f64::from(i) * 0.03, M)).collect();
+        // The Backup advertises 20 ms after a Master advert: false.
+        adverts.push((0.29, B));
+        adverts.push((0.32, B)); // the same takeover
+        // The Master is silent 200 ms, then the Backup takes over: not false.
+        adverts.push((0.47, M));
+        adverts.push((0.67, B));
+        adverts.push((0.69, M));
+        let timeline = judge_adverts(&adverts, M, B, mdi);
+        assert_eq!(timeline.false_takeovers, 1);
+        assert_eq!(timeline.after_master_gap, 1);
+        assert_eq!(timeline.master_adverts, 12);
+        assert!((timeline.master_max_gap - 0.22).abs() < 1e-9, "{timeline:?}");
+    }
 }
