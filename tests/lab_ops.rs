@@ -153,3 +153,52 @@ fn lab_the_unit_file_passes_systemd_analyze_verify() -> Result<()> {
     ensure!(!verify(&unit.replace("/usr/sbin/keepxdp", "/nonexistent/keepxdp"))?.status.success(), "verify passed a missing binary");
     Ok(())
 }
+
+#[test]
+fn lab_the_control_socket_is_root_only_and_bad_clients_do_not_hold_up_status() -> Result<()> {
+    use std::{
+        io::{Read, Write},
+        os::unix::{fs::MetadataExt, net::UnixStream},
+        time::Instant,
+    };
+    let lab = VrrpLab::new()?;
+    let config = instance_config("kxnode", 3, 100, "0.1", "BACKUP", "");
+    let mut node = Keepxdp::start(&keepxdp_bin()?, &lab.node, lab.dir.path(), &config)?;
+    let meta = std::fs::metadata(&node.control_socket)?;
+    ensure!(meta.mode() & 0o7777 == 0o600 && meta.uid() == 0, "mode {:o}, uid {}", meta.mode() & 0o7777, meta.uid());
+
+    // Clients that connect and never send, that send and never read, garbage, 1 MiB.
+    let mut stuck = Vec::new();
+    for i in 0..24 {
+        let mut stream = UnixStream::connect(&node.control_socket)?;
+        if i % 2 == 0 {
+            stream.write_all(b"status\n")?;
+        }
+        stuck.push(stream);
+    }
+    let exchange = |bytes: &[u8]| -> Result<serde_json::Value> {
+        let mut stream = UnixStream::connect(&node.control_socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let _ = stream.write_all(bytes); // the server may refuse before reading it all
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(serde_json::from_str(&answer).with_context(|| format!("answer {answer:?}"))?)
+    };
+    let garbage = exchange(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 GET /status HTTP/1.1\r\n")?;
+    ensure!(garbage["error"].as_str().is_some_and(|e| e.starts_with("unknown request")), "{garbage}");
+    let oversized = exchange(&vec![b'{'; 1 << 20])?;
+    ensure!(oversized["error"].as_str().is_some_and(|e| e.contains("longer than")), "{oversized}");
+
+    // `keepxdp status` answers while they hang on, in well under the time the silent ones get.
+    let started = Instant::now();
+    let status: serde_json::Value = serde_json::from_str(&node.status_json()?)?;
+    let took = started.elapsed();
+    ensure!(status["pid"].as_u64() == Some(u64::from(node.child.pid())), "{status}");
+    ensure!(took < Duration::from_millis(1500), "keepxdp status took {took:?} beside 24 stuck clients");
+    drop(stuck);
+    node.child.check_running()?;
+    // And it still runs VRRP: alone, it became Master.
+    wait_for("keepxdp Master, alone", Duration::from_secs(5), || lab.node_holds_vip())?;
+    node.stop()
+}

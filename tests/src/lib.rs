@@ -1,5 +1,6 @@
 //! Shared by keepxdp's privileged tests, its benchmark binary and its demo (`keepxdp-demo`).
 pub mod demo;
+pub mod flood_lab;
 pub mod lvs_lab;
 pub mod pair_lab;
 pub mod smtp_sink;

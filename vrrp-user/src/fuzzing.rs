@@ -100,8 +100,10 @@ pub fn checker_replies(data: &[u8]) {
     let _ = crate::check::udp::parse_hex(pattern, true);
 }
 
-/// The control socket's request line.
+/// The control socket's request framing and line.
 pub fn control_request(data: &[u8]) {
+    let _ = crate::ctl::request::parse(data, false);
+    let _ = crate::ctl::request::parse(data, true);
     if let Ok(line) = std::str::from_utf8(data) {
         if let Ok(request) = crate::ctl::ControlRequest::parse(line) {
             let again = crate::ctl::ControlRequest::parse(&request.to_line()).expect("a request's own line parses");

@@ -125,6 +125,16 @@ fn errors_keepalived_would_run_with_exit_4_and_warnings_alone_exit_0() {
 }
 
 #[test]
+fn auth_type_ah_is_a_warning_saying_the_instance_runs_without_authentication() {
+    let loaded = load_str(Path::new("t.conf"), &instance(" authentication {\n  auth_type AH\n }"), &LoadOptions::default());
+    assert_eq!(loaded.diagnostics.exit_code(), 0, "{:?}", loaded.diagnostics.items);
+    assert_eq!(
+        loaded.diagnostics.items[0].to_string(),
+        "t.conf:5:13: warning: auth_type AH (IPsec AH) is not implemented: this instance sends and accepts adverts without authentication"
+    );
+}
+
+#[test]
 fn a_keyword_keepalived_knows_but_keepxdp_does_not_implement_is_a_warning_naming_it() {
     let loaded = load_str(Path::new("t.conf"), &instance(" lvs_sync_daemon_interface eth1"), &LoadOptions::default());
     assert_eq!(loaded.diagnostics.exit_code(), 0);

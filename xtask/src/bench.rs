@@ -23,6 +23,14 @@ pub fn bench() -> Result<()> {
     // Not pinned: keepxdp and the 10,000 listeners share the machine as they would.
     eprintln!("== health checkers: keepxdp run with 10,000 TCP_CHECKs every 1 s (CPU, RSS, verdict → map latency; two runs, ~80 s)");
     shell::run(Command::new(&binary).env("KEEPXDP_BIN", shell::root().join("target/release/keepxdp")).arg("checkers"))?;
+    // Not pinned: the sender, the Backup and the kernel's softirq work share the machine.
+    eprintln!("== VRRP flood: invalid adverts at a keepxdp Backup, then a keepalived Backup, beside a keepalived Master (netns lab, ~3 min)");
+    let flood_seconds = std::env::var("KEEPXDP_FLOOD_SECONDS").unwrap_or_else(|_| "15".into());
+    shell::run(
+        Command::new(&binary)
+            .env("KEEPXDP_BIN", shell::root().join("target/release/keepxdp"))
+            .args(["flood", &flood_seconds]),
+    )?;
     eprintln!("== VRRP failover: keepxdp and keepalived, kill -9 of the Master (netns lab, ~6 min)");
     let runs = std::env::var("KEEPXDP_FAILOVER_RUNS").unwrap_or_else(|_| "10".into());
     shell::run(

@@ -51,4 +51,5 @@ const LAB_TESTS: &[&str] = &[
     // dpkg -i of target/debian/keepxdp_*.deb, checks from the installed paths, dpkg --purge.
     "deb",
     "lab_limits",
+    "lab_flood",
 ];

@@ -22,6 +22,10 @@ pub struct Advert {
     /// Cut the frame to this many bytes after building it (IP length fields keep the full size).
     pub truncate_to: Option<usize>,
     pub source_mac: [u8; 6],
+    /// v2 `auth_type PASS` (type 1) with this password, zero-padded; `None`: type 0.
+    pub auth_pass: Option<&'static str>,
+    /// A unicast advert to this address and MAC instead of the VRRP group (`unicast_peer`).
+    pub unicast_to: Option<(IpAddr, [u8; 6])>,
 }
 
 impl Advert {
@@ -37,6 +41,8 @@ impl Advert {
             count_override: None,
             truncate_to: None,
             source_mac: [0x02, 0, 0, 0, 0, 0x01],
+            auth_pass: None,
+            unicast_to: None,
         }
     }
 
@@ -49,7 +55,8 @@ impl Advert {
         let count = self.count_override.unwrap_or(self.addresses.len() as u8);
         let mut message = vec![(self.version << 4) | (self.kind & 0x0f), self.vrid, self.priority, count];
         if self.version == 2 {
-            message.extend_from_slice(&[0, 1]); // auth type none, advert_int 1 s
+            // auth type (0 none, 1 simple text), advert_int 1 s
+            message.extend_from_slice(&[u8::from(self.auth_pass.is_some()), 1]);
         } else {
             message.extend_from_slice(&100u16.to_be_bytes()); // max advert int 100 cs
         }
@@ -61,41 +68,57 @@ impl Advert {
             }
         }
         if self.version == 2 {
-            message.extend_from_slice(&[0; 8]);
+            let mut auth = [0u8; 8];
+            let pass = self.auth_pass.unwrap_or("").as_bytes();
+            auth[..pass.len().min(8)].copy_from_slice(&pass[..pass.len().min(8)]);
+            message.extend_from_slice(&auth);
         }
         let mut acc = 0;
         if self.version == 3 {
-            acc = pseudo_header_sum(&self.source, message.len());
+            acc = pseudo_header_sum(&self.source, &self.destination(), message.len());
         }
         let checksum = finish(sum(&message, acc));
         message[6..8].copy_from_slice(&checksum.to_be_bytes());
         message
     }
 
+    /// The group (224.0.0.18 / ff02::12), or the unicast peer.
+    fn destination(&self) -> IpAddr {
+        match (self.unicast_to, self.source) {
+            (Some((address, _)), _) => address,
+            (None, IpAddr::V4(_)) => "224.0.0.18".parse().unwrap(),
+            (None, IpAddr::V6(_)) => "ff02::12".parse().unwrap(),
+        }
+    }
+
     /// The whole Ethernet frame.
     pub fn frame(&self) -> Vec<u8> {
         let message = self.message();
+        let destination = self.destination();
+        let mac = |group| self.unicast_to.map_or(group, |(_, mac)| mac);
         let mut frame = match self.source {
             IpAddr::V4(source) => {
-                let mut frame = ethernet(VRRP_MAC_V4, self.source_mac, 0x0800);
+                let IpAddr::V4(destination) = destination else { panic!("an IPv4 advert to {destination}") };
+                let mut frame = ethernet(mac(VRRP_MAC_V4), self.source_mac, 0x0800);
                 let total = (20 + message.len()) as u16;
                 let mut ip = vec![0x45, 0xc0];
                 ip.extend_from_slice(&total.to_be_bytes());
                 ip.extend_from_slice(&[0, 0, 0, 0, self.ttl, 112, 0, 0]);
                 ip.extend_from_slice(&source.octets());
-                ip.extend_from_slice(&[224, 0, 0, 18]);
+                ip.extend_from_slice(&destination.octets());
                 let checksum = finish(sum(&ip, 0));
                 ip[10..12].copy_from_slice(&checksum.to_be_bytes());
                 frame.extend_from_slice(&ip);
                 frame
             }
             IpAddr::V6(source) => {
-                let mut frame = ethernet(VRRP_MAC_V6, self.source_mac, 0x86dd);
+                let IpAddr::V6(destination) = destination else { panic!("an IPv6 advert to {destination}") };
+                let mut frame = ethernet(mac(VRRP_MAC_V6), self.source_mac, 0x86dd);
                 frame.extend_from_slice(&[0x60, 0, 0, 0]);
                 frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
                 frame.extend_from_slice(&[112, self.ttl]);
                 frame.extend_from_slice(&source.octets());
-                frame.extend_from_slice(&"ff02::12".parse::<std::net::Ipv6Addr>().unwrap().octets());
+                frame.extend_from_slice(&destination.octets());
                 frame
             }
         };
@@ -107,21 +130,23 @@ impl Advert {
     }
 }
 
-fn pseudo_header_sum(source: &IpAddr, length: usize) -> u32 {
-    match source {
-        IpAddr::V4(s) => {
+fn pseudo_header_sum(source: &IpAddr, destination: &IpAddr, length: usize) -> u32 {
+    match (source, destination) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
             let mut pseudo = s.octets().to_vec();
-            pseudo.extend_from_slice(&[224, 0, 0, 18, 0, 112]);
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, 112]);
             pseudo.extend_from_slice(&(length as u16).to_be_bytes());
             sum(&pseudo, 0)
         }
-        IpAddr::V6(s) => {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
             let mut pseudo = s.octets().to_vec();
-            pseudo.extend_from_slice(&"ff02::12".parse::<std::net::Ipv6Addr>().unwrap().octets());
+            pseudo.extend_from_slice(&d.octets());
             pseudo.extend_from_slice(&(length as u32).to_be_bytes());
             pseudo.extend_from_slice(&[0, 0, 0, 112]);
             sum(&pseudo, 0)
         }
+        _ => panic!("{source} and {destination} are of different families"),
     }
 }
 
@@ -176,6 +201,25 @@ mod tests {
         assert_eq!(frame.len(), 14 + 40 + 8 + 16);
         assert_eq!(frame[14 + 7], 255, "hop limit");
         let message = &frame[54..];
-        assert_eq!(sum(message, pseudo_header_sum(&advert.source, message.len())), 0xffff);
+        assert_eq!(sum(message, pseudo_header_sum(&advert.source, &advert.destination(), message.len())), 0xffff);
+    }
+
+    #[test]
+    fn a_unicast_v2_advert_with_a_password_carries_both() {
+        let mut advert = Advert::v2(51, "10.77.0.1", &["10.77.0.100"]);
+        advert.auth_pass = Some("secret");
+        advert.unicast_to = Some(("10.77.0.2".parse().unwrap(), [2, 0, 0, 0, 0, 2]));
+        let frame = advert.frame();
+        assert_eq!(&frame[..6], &[2, 0, 0, 0, 0, 2]);
+        assert_eq!(&frame[30..34], &[10, 77, 0, 2]);
+        assert_eq!(finish(sum(&frame[14..34], 0)), 0, "IPv4 header checksum");
+        let message = &frame[34..];
+        assert_eq!(message[4], 1, "auth type simple text");
+        assert_eq!(&message[12..20], b"secret\0\0");
+        assert_eq!(sum(message, 0), 0xffff);
+        let mut v3 = Advert::v3(51, "10.77.0.1", &["10.77.0.100"]);
+        v3.unicast_to = advert.unicast_to;
+        let message = v3.message();
+        assert_eq!(sum(&message, pseudo_header_sum(&v3.source, &v3.destination(), message.len())), 0xffff);
     }
 }

@@ -19,11 +19,19 @@ pub fn vrrp_config(instances: &[(&str, &str, u8, &str, u8)]) -> String {
 /// Starts keepalived (VRRP only, foreground, console log) in `netns` with `config`; its
 /// files (config, pid files, log) go in `dir`.
 pub fn start(netns: &Netns, dir: &Path, config: &str) -> Result<ChildGuard> {
+    start_logging(netns, dir, config, true)
+}
+
+/// `start`, with keepalived's detailed log (`-D`) or without it (as a packaged keepalived
+/// runs: Debian's DAEMON_ARGS are empty).
+pub fn start_logging(netns: &Netns, dir: &Path, config: &str, detailed: bool) -> Result<ChildGuard> {
     let config_path = dir.join(format!("keepalived-{}.conf", netns.name));
     std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
     let mut command = std::process::Command::new("ip");
     command
-        .args(["netns", "exec", &netns.name, "keepalived", "--vrrp", "-n", "-l", "-D", "-f"])
+        .args(["netns", "exec", &netns.name, "keepalived", "--vrrp", "-n", "-l"])
+        .args(detailed.then_some("-D"))
+        .arg("-f")
         .arg(&config_path)
         .arg("-p")
         .arg(dir.join(format!("keepalived-{}.pid", netns.name)))

@@ -5,6 +5,7 @@
 //! Everything a lab creates is named with the creating process's pid, and torn down by that
 //! name: nothing outside the lab is touched.
 pub mod checksum;
+pub mod flood;
 pub mod frames;
 pub mod http;
 pub mod keepalived;

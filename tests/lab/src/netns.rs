@@ -106,6 +106,11 @@ pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b
 /// Sends raw Ethernet `frames` out of `device` in `netns` (AF_PACKET), as a forger on the
 /// segment would. Runs on a thread of its own that enters the namespace.
 pub fn send_frames(netns: &Netns, device: &str, frames: Vec<Vec<u8>>) -> Result<()> {
+    send_frames_paced(netns, device, frames, std::time::Duration::ZERO)
+}
+
+/// `send_frames`, `gap` apart (adverts at an advert interval).
+pub fn send_frames_paced(netns: &Netns, device: &str, frames: Vec<Vec<u8>>, gap: std::time::Duration) -> Result<()> {
     let ifindex = netns.ifindex(device)?;
     let path = netns.path();
     let device = device.to_string();
@@ -119,7 +124,10 @@ pub fn send_frames(netns: &Netns, device: &str, frames: Vec<Vec<u8>>) -> Result<
         address.sll_ifindex = ifindex as i32;
         address.sll_halen = 6;
         let mut result = Ok(());
-        for frame in &frames {
+        for (i, frame) in frames.iter().enumerate() {
+            if i > 0 && !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
             address.sll_addr[..6].copy_from_slice(&frame[..6]);
             let sent = unsafe {
                 libc::sendto(

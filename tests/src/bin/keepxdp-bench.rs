@@ -4,7 +4,9 @@
 //! `lvs`: the XDP balancer's cost per packet beside a bare MAC swap, then its packets/s on one
 //! core over a veth rig beside nftables DNAT (`../lvs_bench.rs`). `checkers`: `keepxdp run`
 //! health-checking 10,000 loopback real servers: CPU, RSS, verdict → map latency
-//! (`../checker_bench.rs`).
+//! (`../checker_bench.rs`). `flood`: a keepalived Master and a Backup (keepxdp, then
+//! keepalived) under a flood of invalid adverts: false takeovers and the Backup's CPU
+//! (`keepxdp_tests::flood_lab`).
 //! Ratios, not absolute numbers, are what carry from run to run on a shared VM.
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,8 @@ fn main() -> Result<()> {
         Some("failover") => failover(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10)),
         Some("lvs") => lvs_bench::main(&args[2..]),
         Some("checkers") => checker_bench::main(&args[2..]),
-        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | checkers [SECONDS]"),
+        Some("flood") => flood(&args[2..]),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | checkers [SECONDS] | flood [SECONDS [RATE [keepxdp|keepalived [v2|v3]]]]"),
     }
 }
 
@@ -222,5 +225,63 @@ fn failover(runs: usize) -> Result<()> {
         println!("| {name} | {} |", cells.join(" | "));
     }
     println!("\nMedian of {runs} runs each; Master priority 150, Backup 100 (Master_Down_Interval 3609 ms for v2 at 1 s, 361 ms for v3 at 0.1 s); polled every ~20 ms with ip(8).");
+    Ok(())
+}
+
+/// The flood tables: each Backup at each setting, SECONDS of flood (default 15) as fast as
+/// one sender goes, then both Backups at v3/30 ms paced at the same rate (default 50,000
+/// frames/s: what the slower full-rate run reaches on a small VM); RATE runs only that rate.
+/// Every run is bounded at 20 M frames.
+fn flood(args: &[String]) -> Result<()> {
+    use keepxdp_lab::flood::FloodLimits;
+    use keepxdp_tests::flood_lab::{self, Backup, V2_1S, V3_30MS};
+    let seconds: u64 = args.first().map(|a| a.parse()).transpose()?.unwrap_or(15);
+    let rate: Option<u64> = args.get(1).map(|a| a.parse()).transpose()?;
+    let backups = match args.get(2).map(String::as_str) {
+        Some("keepxdp") => vec![Backup::Keepxdp],
+        Some("keepalived") => vec![Backup::Keepalived],
+        _ => vec![Backup::Keepxdp, Backup::Keepalived],
+    };
+    let settings = match args.get(3).map(String::as_str) {
+        Some("v2") => vec![V2_1S],
+        Some("v3") => vec![V3_30MS],
+        _ => vec![V2_1S, V3_30MS],
+    };
+    let binary = keepxdp_tests::keepxdp_bin()?;
+    let limits = |rate: Option<u64>| FloodLimits { max_frames: 20_000_000, max_time: Duration::from_secs(seconds), rate: rate.filter(|r| *r > 0) };
+    let mut plan = Vec::new();
+    match rate {
+        Some(rate) => plan.extend(settings.iter().flat_map(|s| backups.iter().map(move |b| (*s, *b, limits(Some(rate)))))),
+        None => {
+            plan.extend(settings.iter().flat_map(|s| backups.iter().map(move |b| (*s, *b, limits(None)))));
+            plan.extend(backups.iter().map(|b| (V3_30MS, *b, limits(Some(50_000)))));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut guard_rows = Vec::new();
+    for (setting, backup, limits) in plan {
+        let run = flood_lab::run(&binary, backup, setting, limits)?;
+        eprintln!("{} (logged {} lines, e.g. {:?})", flood_lab::row(&run), run.log_lines, run.log_sample.first());
+        let offered = limits.rate.map_or("full".to_string(), |r| format!("{}k", r / 1000));
+        rows.push(format!("| {offered} {}", flood_lab::row(&run)));
+        if run.guard.is_some() {
+            for (kind, sent, counted) in flood_lab::drops_by_reason(&run) {
+                guard_rows.push(format!("| {offered} | v{} advert_int {} | {} | {sent} | {counted} |", setting.version, setting.advert_int, kind.guard_reason()));
+            }
+        }
+    }
+    println!("| rate {}", flood_lab::TABLE_HEADER);
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    println!("\n{seconds} s of flood per row (full: as fast as one sendmmsg thread goes; 50k: paced); invalid adverts, mixed evenly: TTL 64, unknown VRIDs, bad version, bad type, truncated address list; sent to the Backup's MAC only. VIP taken: `ip monitor address` on the Backup; \"the Master was on time\": the Backup's first advert came less than a Master_Down_Interval (3 × advert_int + skew) after the Master's last one, on a capture at the switch. CPU: utime + stime of the Backup's processes over the flood (the XDP drops run in softirq, outside any process).");
+    if !guard_rows.is_empty() {
+        println!("\n| rate | keepxdp's guard | reason | frames sent | counted dropped |");
+        println!("|---|---|---|---|---|");
+        for row in guard_rows {
+            println!("{row}");
+        }
+    }
     Ok(())
 }

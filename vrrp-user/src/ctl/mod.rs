@@ -1,5 +1,7 @@
 //! The control socket: `keepxdp status` (or any client) connects, sends one request line
-//! (none: status) and reads one JSON document back; `keepxdp lvs drain` asks through it.
+//! (`status`, or nothing; `drain`/`undrain` from `keepxdp lvs drain`) and reads one JSON
+//! document back. Root-only (mode 0600); every client is bounded in time and size
+//! (`request.rs` the protocol, `socket.rs` the serving).
 pub mod request;
 mod socket;
 mod table;

@@ -336,7 +336,13 @@ fn authentication(ctx: &mut Ctx, node: &Node) -> Authentication {
         match child.keyword() {
             "auth_type" => match ctx.arg(child).map(|t| t.text.to_ascii_uppercase()) {
                 Some(kind) if kind == "PASS" => auth.auth_type = Some(AuthType::Pass),
-                Some(kind) if kind == "AH" => auth.auth_type = Some(AuthType::Ah),
+                Some(kind) if kind == "AH" => {
+                    auth.auth_type = Some(AuthType::Ah);
+                    ctx.warning(
+                        &child.args[0].pos,
+                        "auth_type AH (IPsec AH) is not implemented: this instance sends and accepts adverts without authentication",
+                    );
+                }
                 Some(_) => ctx.error(&child.args[0].pos, format!("auth_type must be PASS or AH, not `{}`", child.args[0].text)),
                 None => {}
             },

@@ -207,7 +207,15 @@ pub async fn run<T: Tables, H: Host>(
                 status.send_replace(runtime.status.clone());
                 return Ok(());
             }
-            _ = sleep_until(deadline) => machine = runtime.step(&machine, Event::Tick).await,
+            _ = sleep_until(deadline) => {
+                // After a stall (a loaded machine, a flood), adverts that came before the
+                // deadline may still wait in the socket: judged first, or a Backup would
+                // declare a Master down that advertised on time.
+                machine = runtime.judge_queued(machine, &mut buffer).await;
+                if machine.next_deadline().is_some_and(|at| runtime.epoch + at <= Instant::now()) {
+                    machine = runtime.step(&machine, Event::Tick).await;
+                }
+            }
             _ = sleep_until(garp_at) => {
                 runtime.garp_again_at = None;
                 if machine.state == State::Master {
@@ -283,7 +291,28 @@ async fn receive<L: VrrpLink>(attachment: &Option<Attachment<L>>, buffer: &mut [
     }
 }
 
+/// At most this many queued datagrams are judged before a due timer is (a flood that reaches
+/// the socket cannot hold the timers back for ever).
+const QUEUED_FIRST: usize = 64;
+
 impl<T: Tables, H: Host> Runtime<'_, T, H> {
+    /// Judges the datagrams already waiting in the socket, without waiting for more.
+    async fn judge_queued(&mut self, mut machine: Machine, buffer: &mut [u8]) -> Machine {
+        for _ in 0..QUEUED_FIRST {
+            // A zero timeout polls the receive once: Ok when a datagram is there already.
+            match tokio::time::timeout(Duration::ZERO, receive(&self.attachment, buffer)).await {
+                Ok(Ok(datagram)) => {
+                    if let Some(event) = self.received(datagram) {
+                        machine = self.step(&machine, event).await;
+                    }
+                }
+                Ok(Err(error)) => return self.socket_failed(machine, error).await,
+                Err(_) => break,
+            }
+        }
+        machine
+    }
+
     fn tell_group(&self, event: MemberEvent) {
         let _ = self.sync_events.send((self.spec.name.clone(), event));
     }
