@@ -6,7 +6,7 @@ mod vrrp;
 
 use serde::Serialize;
 
-pub use global::GlobalDefs;
+pub use global::{GlobalDefs, LvsSyncDaemon};
 pub use lvs::*;
 pub use vrrp::*;
 
