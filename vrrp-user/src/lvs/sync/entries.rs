@@ -229,12 +229,12 @@ impl Fill {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests_support {
     use super::*;
     use crate::lvs::{
         ServiceKey,
-        tables::InstalledBackend,
         plan::{BackendPlan, ProtocolKey},
+        tables::InstalledBackend,
     };
     use vrrp_common::lvs::IPPROTO_TCP;
 
@@ -274,7 +274,7 @@ mod tests {
 
     /// Two NAT services sharing real server 10.1.0.11:5001 (the case stateless reverse NAT
     /// cannot translate), and a DR service.
-    fn directory() -> Directory {
+    pub fn directory() -> Directory {
         Directory::of(&[
             view("10.0.0.100", 5001, 0, LbKind::Nat, &[("10.1.0.11", 5001, 0), ("10.1.0.12", 5001, 1)]),
             view("10.0.0.100", 5002, 1, LbKind::Nat, &[("10.1.0.11", 5001, 2)]),
@@ -282,10 +282,11 @@ mod tests {
         ])
     }
 
-    fn nat(vport: u16) -> Conn {
+    /// A NAT connection from 10.0.0.1:`cport` to 10.0.0.100:`vport` given 10.1.0.11:5001.
+    pub fn nat(cport: u16, vport: u16) -> Conn {
         Conn {
             protocol: IPPROTO_TCP,
-            client: "10.0.0.1:40000".parse().unwrap(),
+            client: SocketAddr::new("10.0.0.1".parse().unwrap(), cport),
             virtual_service: SocketAddr::new("10.0.0.100".parse().unwrap(), vport),
             destination: "10.1.0.11:5001".parse().unwrap(),
             forward: Forward::Nat,
@@ -293,6 +294,16 @@ mod tests {
             state: TCP_ESTABLISHED,
             timeout: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tests_support::directory, *};
+    use vrrp_common::lvs::IPPROTO_TCP;
+
+    fn nat(vport: u16) -> Conn {
+        super::tests_support::nat(40000, vport)
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `daemon::sync`'s.
 pub mod decide;
 pub mod entries;
+pub mod install;
 pub mod wire;
 
 use std::net::{IpAddr, Ipv4Addr};
