@@ -42,4 +42,5 @@ const LAB_TESTS: &[&str] = &[
     "lab_reload",
     "lab_pair",
     "lab_observe",
+    "lab_sync",
 ];
