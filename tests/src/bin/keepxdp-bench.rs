@@ -17,6 +17,8 @@ use vrrp_common::pins::{PROG_VRRP_GUARD, PROG_XDP_PASS};
 
 #[path = "../lvs_bench.rs"]
 mod lvs_bench;
+#[path = "../sync_bench.rs"]
+mod sync_bench;
 #[path = "../checker_bench.rs"]
 mod checker_bench;
 
@@ -29,8 +31,9 @@ fn main() -> Result<()> {
         Some("config") => config(),
         Some("failover") => failover(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10)),
         Some("lvs") => lvs_bench::main(&args[2..]),
+        Some("sync") => sync_bench::main(&args[2..]),
         Some("checkers") => checker_bench::main(&args[2..]),
-        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | checkers [SECONDS]"),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | sync [ENTRIES] | checkers [SECONDS]"),
     }
 }
 
