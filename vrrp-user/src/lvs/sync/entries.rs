@@ -218,9 +218,9 @@ pub struct Fill {
 }
 
 impl Fill {
-    /// May one more new key go in?
-    pub fn has_room(&self) -> bool {
-        self.used < self.capacity
+    /// May `n` more new keys go in?
+    pub fn has_room_for(&self, n: u64) -> bool {
+        self.used + n <= self.capacity
     }
 
     pub fn add(&mut self) {
@@ -384,9 +384,9 @@ mod tests {
 
     #[test]
     fn a_full_table_has_no_room() {
-        let mut fill = Fill { capacity: 2, used: 1 };
-        assert!(fill.has_room());
+        let mut fill = Fill { capacity: 3, used: 1 };
+        assert!(fill.has_room_for(2));
         fill.add();
-        assert!(!fill.has_room());
+        assert!(fill.has_room_for(1) && !fill.has_room_for(2));
     }
 }

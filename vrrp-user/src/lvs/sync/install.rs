@@ -21,12 +21,13 @@ enum One {
     Full,
 }
 
-fn write(entry: &Entry, fills: &mut Fills, maps: &mut impl SyncMaps) -> anyhow::Result<One> {
+/// One entry; `room`: the connection's entries may all be new keys.
+fn write(entry: &Entry, room: bool, fills: &mut Fills, maps: &mut impl SyncMaps) -> anyhow::Result<One> {
     let fill = match entry {
         Entry::Nat(..) => &mut fills.nat,
         Entry::Conntrack(..) => &mut fills.conntrack,
     };
-    if fill.has_room() {
+    if room {
         if maps.insert_new(entry)? == Written::Yes {
             fill.add();
             return Ok(One::New);
@@ -55,9 +56,15 @@ pub fn install(conns: &[Conn], directory: &Directory, fills: &mut Fills, maps: &
                 continue;
             }
         };
+        // Room for all of a connection's entries or none of them: no half-installed flow.
+        let fill = match entries.first() {
+            Some(Entry::Conntrack(..)) => fills.conntrack,
+            _ => fills.nat,
+        };
+        let room = fill.has_room_for(entries.len() as u64);
         let (mut new, mut full, mut failed) = (0, 0, 0);
         for entry in &entries {
-            match write(entry, fills, maps) {
+            match write(entry, room, fills, maps) {
                 Ok(One::New) => new += 1,
                 Ok(One::Refreshed) => {}
                 Ok(One::Full) => full += 1,
@@ -158,9 +165,10 @@ mod tests {
         let mut fills = fills(3);
         let conns: Vec<Conn> = (0..3).map(|p| nat(40000 + p, 5001)).collect();
         let (outcome, _) = install(&conns, &directory(), &mut fills, &mut maps);
-        // 3 slots: the first connection's two entries, then one of the second's.
+        // 3 slots: the first connection's two entries; the second's do not both fit, so
+        // neither is written.
         assert_eq!(outcome, Installed { new: 1, table_full: 2, ..Installed::default() });
-        assert_eq!(maps.nat.len(), 3);
+        assert_eq!((maps.nat.len(), fills.nat.used), (2, 2));
         let (again, _) = install(&conns[..1], &directory(), &mut fills, &mut maps);
         assert_eq!(again, Installed { refreshed: 1, ..Installed::default() });
     }
