@@ -119,7 +119,7 @@ pub fn start(
         socket,
         group,
         ring,
-        maps,
+        maps: Arc::new(Mutex::new(maps)),
         fills,
         directory,
         role: Some(role),
@@ -144,7 +144,10 @@ struct Task {
     socket: UdpSocket,
     group: SocketAddr,
     ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>>,
-    maps: XdpSyncMaps,
+    /// Shared with the blocking pool for the whole-table walks (`count`, dumps): the
+    /// daemon's runtime is single-threaded, and walking 262,144 entries would hold up the
+    /// VRRP adverts for most of a second.
+    maps: Arc<Mutex<XdpSyncMaps>>,
     fills: Fills,
     directory: Directory,
     /// None after a reload closed it, until the daemon hands the new one.
@@ -160,7 +163,7 @@ const BURST: usize = 64;
 
 impl Task {
     async fn run(mut self) {
-        self.recount();
+        self.recount().await;
         let actions = self.sync.start(Instant::now());
         self.perform(actions).await;
         let initial = self.role.as_ref().map(|r| r.borrow().state == State::Master).unwrap_or(false);
@@ -171,6 +174,7 @@ impl Task {
         let mut buffer = vec![0u8; 65536];
         loop {
             let role_open = self.role.is_some();
+            let was_master = self.sync.is_master();
             let actions = tokio::select! {
                 ready = self.ring.readable_mut() => {
                     let Ok(mut guard) = ready else { return };
@@ -219,6 +223,10 @@ impl Task {
                     }
                 },
             };
+            // The balancer wrote the table while this node was Master.
+            if was_master && !self.sync.is_master() {
+                self.recount().await;
+            }
             self.perform(actions).await;
             self.publish();
         }
@@ -230,16 +238,20 @@ impl Task {
         let actions = self.sync.set_master(master, Instant::now());
         if was != master {
             tracing::info!(master, "lvs_sync_daemon: {}", if master { "Master: sending new flows" } else { "not Master: installing what the Master sends; asking it for its table" });
-            if !master {
-                // The balancer wrote the table while this node was Master.
-                self.recount();
-            }
         }
         actions
     }
 
-    fn recount(&mut self) {
-        match self.maps.count() {
+    /// A whole-table walk off the runtime's thread.
+    async fn walk<T: Send + 'static>(&self, walk: impl FnOnce(&XdpSyncMaps) -> Result<T> + Send + 'static) -> Result<T> {
+        let maps = self.maps.clone();
+        tokio::task::spawn_blocking(move || walk(&maps.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|e| anyhow!("the table walk panicked: {e}"))?
+    }
+
+    async fn recount(&mut self) {
+        match self.walk(|maps| maps.count()).await {
             Ok((nat, conntrack)) => {
                 self.fills.nat.used = nat;
                 self.fills.conntrack.used = conntrack;
@@ -277,7 +289,10 @@ impl Task {
                     }
                 }
                 Action::Install(conns) => {
-                    let (outcome, error) = install(&conns, &self.directory, &mut self.fills, &mut self.maps);
+                    let (outcome, error) = {
+                        let mut maps = self.maps.lock().unwrap_or_else(|e| e.into_inner());
+                        install(&conns, &self.directory, &mut self.fills, &mut *maps)
+                    };
                     if let Some(error) = error {
                         tracing::warn!("lvs_sync_daemon: installing synced flows: {error:#}");
                     }
@@ -286,7 +301,7 @@ impl Task {
                     }
                     self.sync.installed(outcome);
                 }
-                Action::Dump => match self.maps.read_all() {
+                Action::Dump => match self.walk(|maps| maps.read_all()).await {
                     Ok((nat, conntrack)) => {
                         let conns = dump_conns(nat, conntrack, &self.directory);
                         tracing::info!(entries = conns.len(), "lvs_sync_daemon: a Backup asked: sending the flow table");
