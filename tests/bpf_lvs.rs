@@ -1101,3 +1101,110 @@ fn bpf_a_full_nat_table_evicts_and_the_inserts_count_what_it_lost() -> Result<()
     assert_eq!(lvs.drops(LvsReason::ConntrackInserted)?, 0, "NAT flows need no conntrack entry");
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// The sync daemon's path: a new NAT flow reported in `lvs_sync_ring` on one node, sent,
+// installed on another, whose balancer then translates the reply and keeps the flow's
+// backend
+// ---------------------------------------------------------------------------------------
+
+/// The directory both nodes have for one NAT service 10.0.0.100:80 with real server
+/// 192.168.1.11:8080 at backend index 1.
+fn sync_directory() -> Result<keepxdp::lvs::sync::entries::Directory> {
+    use keepxdp::{
+        config::model::LbKind,
+        lvs::{BackendPlan, ServiceKey, ServiceView, plan::ProtocolKey, tables::InstalledBackend},
+    };
+    let view = ServiceView {
+        key: ServiceKey { addr: "10.0.0.100".parse()?, port: 80, protocol: ProtocolKey::Tcp },
+        name: "10.0.0.100:80".into(),
+        index: 0,
+        forwarding: LbKind::Nat,
+        scheduler: "wrr".into(),
+        persistence: None,
+        backends: vec![InstalledBackend {
+            plan: BackendPlan { name: "192.168.1.11:8080".into(), addr: "192.168.1.11".parse()?, port: 8080, weight: 1, starts_down: false, inhibit_on_failure: false },
+            index: 1,
+            up: true,
+            dynamic_weight: None,
+            drained: false,
+            checkers: Vec::new(),
+        }],
+        sorry_backend: None,
+        quorum: 1,
+        hysteresis: 0,
+        up_weight: 1,
+        quorum_up: true,
+        sorry_in_use: false,
+    };
+    Ok(keepxdp::lvs::sync::entries::Directory::of(&[view]))
+}
+
+/// What the ring holds now, as connections.
+fn ring_conns(lvs: &Lvs) -> Result<Vec<keepxdp::lvs::sync::wire::Conn>> {
+    let mut ring = keepxdp::bpf::sync_ring(&lvs.dataplane)?;
+    let mut conns = Vec::new();
+    while let Some(item) = ring.next() {
+        let record = keepxdp::bpf::ring_record(&item).context("a SyncRecord")?;
+        conns.push(keepxdp::lvs::sync::entries::conn_of_record(&record));
+    }
+    Ok(conns)
+}
+
+#[test]
+fn bpf_a_new_nat_flow_is_reported_only_with_sync_on_and_the_installed_copy_translates_its_reply_on_another_node() -> Result<()> {
+    use keepxdp::lvs::sync::{decide::Installed, entries::Fill, install::{Fills, install}, wire};
+    let mut master = Lvs::new()?;
+    let service = master.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    master.backend(&service, 1, "192.168.1.11:8080")?;
+    master.fill_ring(&service, ring_slot(1, 1))?;
+    // Sync off: nothing reported.
+    master.transmit(&Packet::tcp("10.0.0.1:39999", "10.0.0.100:80", SYN))?;
+    assert!(ring_conns(&master)?.is_empty(), "sync is off: the ring stays empty");
+    master.config.sync = 1;
+    master.dataplane.put_config(&master.config)?;
+    master.transmit(&Packet::tcp("10.0.0.1:40000", "10.0.0.100:80", SYN))?;
+    // The same flow's next packet is not new: reported once.
+    master.transmit(&Packet::tcp("10.0.0.1:40000", "10.0.0.100:80", ACK))?;
+    let conns = ring_conns(&master)?;
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!((conns[0].client, conns[0].virtual_service, conns[0].destination), ("10.0.0.1:40000".parse()?, "10.0.0.100:80".parse()?, "192.168.1.11:8080".parse()?));
+
+    // On the wire and back.
+    let datagrams = wire::encode_conns(51, &conns, 1472);
+    let Ok(wire::Message::Conns { conns: received, .. }) = wire::decode(&datagrams[0]) else { bail!("decoding") };
+
+    // The other node: same configuration, its own maps; the thread in a FIB namespace.
+    let mut backup = Lvs::new()?;
+    let _netns = fib_netns()?;
+    let service = backup.service(0, "10.0.0.100:80", IPPROTO_TCP, FWD_NAT)?;
+    backup.backend(&service, 1, "192.168.1.11:8080")?;
+    // Its ring names no backend: only the synced forward entry can keep the flow on 1.
+    let directory = sync_directory()?;
+    let mut maps = keepxdp::bpf::XdpSyncMaps::of(&backup.dataplane)?;
+    let mut fills = Fills { nat: Fill { capacity: 1024, used: 0 }, conntrack: Fill { capacity: 1024, used: 0 } };
+    let (outcome, error) = install(&received, &directory, &mut fills, &mut maps);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(outcome, Installed { new: 1, ..Installed::default() });
+    let (again, _) = install(&received, &directory, &mut fills, &mut maps);
+    assert_eq!(again, Installed { refreshed: 1, ..Installed::default() }, "the real map says the keys exist");
+
+    // The server speaks: translated from the synced entry, routed by the FIB.
+    let reply = Packet::tcp("192.168.1.11:8080", "10.0.0.1:40000", PSH | ACK).macs(LB_MAC, backend_mac(1));
+    let (verdict, out) = backup.run(&reply.frame())?;
+    assert_eq!(verdict, XDP_REDIRECT);
+    check_checksums(&out)?;
+    let mut from_vip = reply.clone().macs(CLIENT_MAC, FIB_OUR_MAC);
+    from_vip.src = "10.0.0.100:80".parse()?;
+    assert_eq!(out, from_vip.frame());
+    assert_eq!(backup.drops(LvsReason::NatReverse)?, 1);
+    // The client's next packet keeps its backend though the ring names none.
+    assert_eq!(backup.backend_for(&Packet::tcp("10.0.0.1:40000", "10.0.0.100:80", ACK))?, 1);
+
+    // A full table refuses another flow and says so.
+    let mut full = Fills { nat: Fill { capacity: fills.nat.used, used: fills.nat.used }, ..fills };
+    let other = wire::Conn { client: "10.0.0.1:40001".parse()?, ..received[0] };
+    let (outcome, _) = install(&[other], &directory, &mut full, &mut maps);
+    assert_eq!(outcome, Installed { table_full: 1, ..Installed::default() });
+    Ok(())
+}

@@ -127,6 +127,17 @@ pub fn lvs_bench_new(ctx: XdpContext) -> u32 {
 
 /// Load generator for live-frame runs: the template with one of `flows` source ports,
 /// sent out of the interface it runs on.
+/// The balancer on a new flow every repetition from the template: NAT rewrites its input,
+/// so the template is restored first, then its source address and port bumped (the cost of
+/// a new NAT flow: both `lvs_nat` inserts and, with `LvsConfig::sync`, the ring record).
+#[xdp]
+pub fn lvs_bench_new_nat(ctx: XdpContext) -> u32 {
+    if restore(&ctx).is_none() || set_flow(&ctx, next_seq()).is_none() {
+        return XDP_PASS;
+    }
+    crate::balance(&ctx)
+}
+
 #[xdp]
 pub fn xdp_gen(ctx: XdpContext) -> u32 {
     let Some(flows) = restore(&ctx) else { return XDP_DROP };

@@ -100,6 +100,11 @@ fn tcp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: IpAddr, dst: IpAddr, src_p
     frame
 }
 
+/// A SYN from `src`:40000 to `dst`:80, client MAC to ours (the sync bench's template).
+pub fn syn_frame(src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    tcp_frame(LB_MAC, CLIENT_MAC, src, dst, 40000, TCP_SYN)
+}
+
 fn ip(text: &str) -> IpAddr {
     text.parse().expect("a literal address")
 }
@@ -344,6 +349,11 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// `in_netns` for the other benches.
+pub fn in_netns_pub<T>(netns: &Netns, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    in_netns(netns, f)
+}
+
 /// Runs `f` with the calling thread in `netns`, then moves it back.
 fn in_netns<T>(netns: &Netns, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let home = File::open("/proc/thread-self/ns/net").context("opening our network namespace")?;
@@ -364,7 +374,7 @@ fn mac_of(netns: &Netns, device: &str) -> Result<[u8; 6]> {
 }
 
 /// Deletes, by name, every namespace this process created (`kx<pid>-…`), whatever happened.
-struct Sweep;
+pub struct Sweep;
 
 impl Drop for Sweep {
     fn drop(&mut self) {

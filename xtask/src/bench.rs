@@ -19,6 +19,8 @@ pub fn bench() -> Result<()> {
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("config"))?;
     eprintln!("== XDP balancer: cost per packet (BPF_PROG_TEST_RUN, pinned to CPU {cpu}), then packets/s over a veth rig vs nftables DNAT (all on CPU 0, ~45 s)");
     shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).args(["lvs", "all"]))?;
+    eprintln!("== NAT state sync: the ring hook's cost per new NAT flow (sync on ÷ off), the sender's entries/s and bytes/s (pinned to CPU {cpu})");
+    shell::run(Command::new("taskset").args(["-c", cpu]).arg(&binary).arg("sync"))?;
     shell::run(shell::cargo().args(["build", "--release", "-p", "keepxdp", "--bin", "keepxdp"]))?;
     // Not pinned: keepxdp and the 10,000 listeners share the machine as they would.
     eprintln!("== health checkers: keepxdp run with 10,000 TCP_CHECKs every 1 s (CPU, RSS, verdict → map latency; two runs, ~80 s)");

@@ -52,4 +52,5 @@ const LAB_TESTS: &[&str] = &[
     "deb",
     "lab_limits",
     "lab_flood",
+    "lab_sync",
 ];

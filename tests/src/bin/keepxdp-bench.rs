@@ -19,6 +19,8 @@ use vrrp_common::pins::{PROG_VRRP_GUARD, PROG_XDP_PASS};
 
 #[path = "../lvs_bench.rs"]
 mod lvs_bench;
+#[path = "../sync_bench.rs"]
+mod sync_bench;
 #[path = "../checker_bench.rs"]
 mod checker_bench;
 
@@ -31,9 +33,10 @@ fn main() -> Result<()> {
         Some("config") => config(),
         Some("failover") => failover(args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(10)),
         Some("lvs") => lvs_bench::main(&args[2..]),
+        Some("sync") => sync_bench::main(&args[2..]),
         Some("checkers") => checker_bench::main(&args[2..]),
         Some("flood") => flood(&args[2..]),
-        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | checkers [SECONDS] | flood [SECONDS [RATE [keepxdp|keepalived [v2|v3]]]]"),
+        _ => anyhow::bail!("usage: keepxdp-bench guard [REPEAT] | config | failover [RUNS] | lvs [cost|rig|all] [REPEAT] | sync [ENTRIES] | checkers [SECONDS] | flood [SECONDS [RATE [keepxdp|keepalived [v2|v3]]]]"),
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod failover;
 pub mod load;
+pub mod sync;
 pub mod watch;
 
 use std::{path::Path, time::Duration};
@@ -98,6 +99,8 @@ pub struct PairLab {
     pub inner: Option<Switch>,
     /// Configs, pin dirs, logs, control sockets.
     pub dir: tempfile::TempDir,
+    /// Another configuration than the variant's template (`sync::node_config`): node → text.
+    pub config_for: Option<fn(usize) -> String>,
 }
 
 impl PairLab {
@@ -156,11 +159,14 @@ impl PairLab {
                 netns: host,
             });
         }
-        Ok(PairLab { variant, nodes: [None, None], killed: Vec::new(), lbs, client, real_servers, _xdp: xdp, outer, inner, dir })
+        Ok(PairLab { variant, nodes: [None, None], killed: Vec::new(), lbs, client, real_servers, _xdp: xdp, outer, inner, dir, config_for: None })
     }
 
     /// The keepalived.conf node `node` runs.
     pub fn config(&self, node: usize) -> String {
+        if let Some(config_for) = self.config_for {
+            return config_for(node);
+        }
         config::node_config(self.variant, node, &self.variant.real_servers())
     }
 
@@ -230,7 +236,7 @@ impl PairLab {
         wait_for("the real servers' MACs", timeout, || {
             let table = lvs_json(keepxdp, &self.lbs[node])?;
             let services = table["services"].as_array().cloned().unwrap_or_default();
-            Ok(services.len() == 3
+            Ok(services.len() >= 3
                 && services.iter().all(|s| {
                     let backends = s["backends"].as_array().cloned().unwrap_or_default();
                     backends.len() == 3 && backends.iter().all(|b| b["resolved"] == true)

@@ -25,6 +25,32 @@ pub fn validate(config: &mut Config, environment: &Environment, diagnostics: &mu
     routes_and_rules(config, diagnostics);
     script_security(config, diagnostics);
     interfaces(config, environment, diagnostics);
+    lvs_sync_daemon(config, environment, diagnostics);
+}
+
+/// `lvs_sync_daemon` must name a vrrp_instance (keepalived refuses to start the sync daemon
+/// otherwise; so does keepxdp, with an error); its interface should exist.
+fn lvs_sync_daemon(config: &mut Config, environment: &Environment, diagnostics: &mut Diagnostics) {
+    let Some(sync) = &config.global_defs.lvs_sync_daemon else { return };
+    let at = pos_of(&sync.at);
+    if !config.vrrp_instances.iter().any(|i| i.name == sync.vrrp_instance) {
+        diagnostics.error(&at, format!("lvs_sync_daemon names vrrp_instance {}, which does not exist; the sync daemon is off", sync.vrrp_instance));
+        config.global_defs.lvs_sync_daemon = None;
+        return;
+    }
+    if let Some(existing) = &environment.interfaces
+        && !existing.contains(&sync.interface)
+    {
+        diagnostics.warning(&at, format!("lvs_sync_daemon interface {} does not exist on this system (yet)", sync.interface));
+    }
+    if let Some(maxlen) = sync.maxlen
+        && (maxlen as usize) < crate::lvs::sync::wire::MIN_DATAGRAM
+    {
+        diagnostics.warning(
+            &at,
+            format!("lvs_sync_daemon maxlen {maxlen} cannot carry one entry; {} bytes are used", crate::lvs::sync::wire::MIN_DATAGRAM),
+        );
+    }
 }
 
 /// virtual_routes / virtual_rules / static_routes / static_rules: the ip-route and ip-rule

@@ -59,10 +59,47 @@ pub fn status_table(document: &str) -> Result<String, serde_json::Error> {
     for attachment in status["attachments"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "guard on {} (ifindex {}, {} XDP)", text(&attachment["interface"]), text(&attachment["ifindex"]), text(&attachment["mode"]));
     }
+    if status["lvs_sync"].is_object() {
+        lvs_sync(&mut out, &status["lvs_sync"]);
+    }
     if let Some(services) = status["lvs"].as_array().filter(|s| !s.is_empty()) {
         real_servers(&mut out, services);
     }
     Ok(out)
+}
+
+/// The sync daemon: role, what went out, what came in and what could not be installed.
+fn lvs_sync(out: &mut String, sync: &Value) {
+    let n = |name: &str| sync[name].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "lvs_sync_daemon {} {} id {} group {}: {}; sent {} entries in {} datagrams ({} bytes), {} dumps; received {} entries, {} dumps",
+        text(&sync["interface"]),
+        text(&sync["vrrp_instance"]),
+        text(&sync["sync_id"]),
+        text(&sync["group"]),
+        if sync["master"] == true { "Master, sending" } else { "installing" },
+        n("sent_entries"),
+        n("sent_datagrams"),
+        n("sent_bytes"),
+        n("dumps_sent"),
+        n("received_entries"),
+        n("dumps_received"),
+    );
+    let _ = writeln!(
+        out,
+        "lvs_sync installed {} new, {} refreshed; not installed: {} table full ({} of {} lvs_nat entries), {} unknown service, {} unsupported, {} errors; {} malformed datagrams{}",
+        n("installed_new"),
+        n("installed_refreshed"),
+        n("not_installed_table_full"),
+        n("nat_entries"),
+        n("nat_capacity"),
+        n("not_installed_unknown_service"),
+        n("not_installed_unsupported"),
+        n("install_errors"),
+        n("malformed"),
+        sync["last_malformed"].as_str().map(|m| format!(" (last: {m})")).unwrap_or_default(),
+    );
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `12s`: from `at` (seconds since the epoch) to `now`.
@@ -171,6 +208,18 @@ mod tests {
         assert_eq!(cells, ["VI_1", "eth0", "51", "Master", "150", "10.0.0.2", "9", "3", "3", "-"]);
         assert_eq!(lines[3], "guard on eth0 (ifindex 2, native XDP)");
         assert!(!table.contains("Real servers"), "no lvs section without services");
+    }
+
+    #[test]
+    fn the_sync_daemon_gets_two_lines() {
+        let document = r#"{"pid":7,"config":"k.conf","reloads":0,"vrrp":[],
+            "lvs_sync":{"interface":"eth1","vrrp_instance":"VI_2","sync_id":52,"group":"224.0.0.81:8848","master":false,
+                        "sent_entries":0,"received_entries":120,"dumps_received":1,"installed_new":100,"installed_refreshed":5,
+                        "not_installed_table_full":15,"nat_entries":200,"nat_capacity":200,"malformed":2,"last_malformed":"unknown version 9"}}"#;
+        let table = status_table(document).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[2], "lvs_sync_daemon eth1 VI_2 id 52 group 224.0.0.81:8848: installing; sent 0 entries in 0 datagrams (0 bytes), 0 dumps; received 120 entries, 1 dumps");
+        assert_eq!(lines[3], "lvs_sync installed 100 new, 5 refreshed; not installed: 15 table full (200 of 200 lvs_nat entries), 0 unknown service, 0 unsupported, 0 errors; 2 malformed datagrams (last: unknown version 9)");
     }
 
     #[test]

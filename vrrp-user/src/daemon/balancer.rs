@@ -289,6 +289,7 @@ impl Balancer {
         {
             let mut forwarding = self.forwarding();
             forwarding.set_tunnel_sources(v4, v6);
+            forwarding.set_sync(model.global_defs.lvs_sync_daemon.is_some());
             if let Err(error) = forwarding.set_vrrp_vips(vrrp_vips) {
                 tracing::error!("writing vip_state: {error:#}");
             }

@@ -250,6 +250,11 @@ impl InstanceSet {
         self.running.values().map(|r| (r.spec.clone(), r.status.borrow().clone())).collect()
     }
 
+    /// The status of instance `name` as it changes (closed when a reload replaces it).
+    pub fn status_watch(&self, name: &str) -> Option<watch::Receiver<InstanceStatus>> {
+        self.running.get(name).map(|r| r.status.clone())
+    }
+
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.running.values().map(|r| r.status.borrow().clone()).collect()
     }

@@ -9,6 +9,7 @@ mod dumps;
 mod instances;
 mod lvs_scripts;
 mod statics;
+mod sync;
 
 use std::{collections::BTreeMap, fs, path::PathBuf, time::Duration};
 
@@ -114,6 +115,8 @@ struct Status<'a> {
     last_reload_refusal: Option<&'a str>,
     /// Alert mails queued, sent, failed and dropped since start.
     alerts: crate::alert::AlertCounts,
+    /// The NAT state sync daemon (`lvs_sync_daemon`), when configured.
+    lvs_sync: Option<sync::SyncStatus>,
 }
 
 /// Everything `run` keeps between signals.
@@ -132,6 +135,8 @@ struct Daemon {
     /// The kernel's link, address and route events (one subscription for the whole daemon).
     net_events: tokio::sync::broadcast::Sender<crate::net::NetEvent>,
     balancer: balancer::Balancer,
+    /// `lvs_sync_daemon`.
+    sync: Option<sync::SyncHandle>,
     reloads: u64,
     reloads_refused: u64,
     last_reload_refusal: Option<String>,
@@ -158,7 +163,46 @@ impl Daemon {
             reloads_refused: self.reloads_refused,
             last_reload_refusal: self.last_reload_refusal.as_deref(),
             alerts: crate::alert::counts(),
+            lvs_sync: self.sync.as_ref().map(sync::SyncHandle::status),
         })?)
+    }
+
+    /// Starts, keeps (with the new services and instance) or stops the sync daemon for
+    /// `model`'s `lvs_sync_daemon`. A sync daemon that cannot start is logged; the rest runs.
+    fn apply_sync(&mut self, model: &Config) {
+        let wanted = model.global_defs.lvs_sync_daemon.clone();
+        if wanted.is_some() && self.options.lb_backend != LbBackend::Xdp {
+            tracing::warn!("lvs_sync_daemon is for keepxdp's XDP balancer; with --lb-backend ipvs it is not started");
+            self.sync = None;
+            return;
+        }
+        let Some(config) = wanted else {
+            self.sync = None;
+            return;
+        };
+        let directory = crate::lvs::sync::entries::Directory::of(&self.balancer.views());
+        let Some(role) = self.vrrp.status_watch(&config.vrrp_instance) else {
+            tracing::error!(instance = config.vrrp_instance, "lvs_sync_daemon: vrrp_instance {} is not running; the sync daemon is off", config.vrrp_instance);
+            self.sync = None;
+            return;
+        };
+        let same = |a: &crate::config::model::LvsSyncDaemon, b: &crate::config::model::LvsSyncDaemon| {
+            crate::config::model::LvsSyncDaemon { at: String::new(), ..a.clone() } == crate::config::model::LvsSyncDaemon { at: String::new(), ..b.clone() }
+        };
+        let vrid = model.vrrp_instances.iter().find(|i| i.name == config.vrrp_instance).and_then(|i| i.virtual_router_id).unwrap_or(0);
+        match &self.sync {
+            Some(running) if same(&running.config, &config) && running.config.id.is_some() == config.id.is_some() => {
+                running.set_directory(directory);
+                running.set_role(role);
+            }
+            _ => {
+                self.sync = None;
+                match sync::start(&self.dataplane, &config, vrid, role, directory) {
+                    Ok(handle) => self.sync = Some(handle),
+                    Err(error) => tracing::error!(at = config.at, "lvs_sync_daemon cannot start: {error:#}"),
+                }
+            }
+        }
     }
 
     /// The interfaces NAT real servers are reached through, from the FIB (their replies come
@@ -264,6 +308,7 @@ impl Daemon {
         statics.apply(&self.statics, &self.netlink).await;
         self.statics = statics;
         self.vrrp.apply(&model).await;
+        self.apply_sync(&model);
         self.reloads += 1;
         tracing::info!(reloads = self.reloads, "configuration reloaded");
     }
@@ -304,6 +349,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     let mut daemon = Daemon {
         dataplane,
         balancer,
+        sync: None,
         guarded: guarded(&model),
         nat_routes: Vec::new(),
         missing_logged: Default::default(),
@@ -341,6 +387,7 @@ pub async fn run(options: RunOptions) -> Result<()> {
     daemon.dataplane.release_unused_links(&pin_dir);
     daemon.dataplane.commit_pins()?;
     daemon.vrrp.apply(&model).await;
+    daemon.apply_sync(&model);
     // Everything running now holds what it needs; the model of a large configuration is
     // tens of MB (10,000 real servers: ~15 MB), a reload reads a new one.
     drop(model);

@@ -28,6 +28,8 @@ pub trait LvsDataplane: Send {
     }
     /// TUN's outer source addresses (XDP only).
     fn set_tunnel_sources(&mut self, _v4: Option<std::net::Ipv4Addr>, _v6: Option<std::net::Ipv6Addr>) {}
+    /// New NAT flows reported to the sync daemon (XDP only; applied with the next `apply`).
+    fn set_sync(&mut self, _on: bool) {}
     /// Quorum gains and losses since the last call (quorum_up / quorum_down scripts).
     fn take_quorum_changes(&mut self) -> Vec<super::QuorumChange> {
         Vec::new()
@@ -105,6 +107,10 @@ impl<M: LvsMaps + Send> LvsDataplane for XdpLvs<M> {
 
     fn take_quorum_changes(&mut self) -> Vec<super::QuorumChange> {
         self.tables.take_quorum_changes()
+    }
+
+    fn set_sync(&mut self, on: bool) {
+        self.tables.set_sync(on);
     }
 
     fn unresolved(&self) -> Vec<IpAddr> {

@@ -453,6 +453,12 @@ impl LvsTables {
         Ok(())
     }
 
+    /// `lvs_sync_daemon` configured: the balancer reports new NAT flows in `lvs_sync_ring`
+    /// (written with the next `apply`).
+    pub fn set_sync(&mut self, on: bool) {
+        self.config.sync = on as u32;
+    }
+
     /// TUN's outer source addresses.
     pub fn set_tunnel_sources(&mut self, v4: Option<std::net::Ipv4Addr>, v6: Option<std::net::Ipv6Addr>) {
         if let Some(v4) = v4 {

@@ -155,10 +155,36 @@ fn flows(out: &mut Families, flows: &FlowTables) {
     out.gauge("keepxdp_lvs_nat_capacity", "lvs_nat's size (--nat-entries).", &[], flows.nat_capacity as f64);
 }
 
+/// The NAT state sync daemon (`lvs_sync` in the status document), when configured.
+fn sync(out: &mut Families, status: &Value) {
+    let sync = &status["lvs_sync"];
+    if !sync.is_object() {
+        return;
+    }
+    let labels = [("intf", text(&sync["interface"])), ("iname", text(&sync["vrrp_instance"])), ("syncid", text(&sync["sync_id"]))];
+    out.gauge("keepxdp_lvs_sync_master", "1 while this node is Master for the sync instance (sending).", &labels, (sync["master"] == true) as u8 as f64);
+    out.counter("keepxdp_lvs_sync_sent_entries_total", "Flow entries sent to the sync group (new flows and dumps).", &labels, number(&sync["sent_entries"]));
+    out.counter("keepxdp_lvs_sync_sent_bytes_total", "UDP payload bytes sent to the sync group.", &labels, number(&sync["sent_bytes"]));
+    out.counter("keepxdp_lvs_sync_received_entries_total", "Flow entries received from the sync group.", &labels, number(&sync["received_entries"]));
+    out.counter("keepxdp_lvs_sync_installed_total", "Synced flows written into the flow tables (new ones).", &labels, number(&sync["installed_new"]));
+    for (reason, field) in [
+        ("table_full", "not_installed_table_full"),
+        ("unknown_service", "not_installed_unknown_service"),
+        ("unsupported", "not_installed_unsupported"),
+        ("error", "install_errors"),
+    ] {
+        let mut labels = labels.to_vec();
+        labels.push(("reason", reason.to_string()));
+        out.counter("keepxdp_lvs_sync_not_installed_total", "Synced flows this node could not install, by why.", &labels, number(&sync[field]));
+    }
+    out.counter("keepxdp_lvs_sync_malformed_total", "Sync datagrams dropped as malformed.", &labels, number(&sync["malformed"]));
+}
+
 pub fn families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     let mut out = Families::default();
     out.gauge("keepalived_up", "1: keepxdp answers.", &[], 1.0);
     vrrp(&mut out, &snapshot.status);
+    sync(&mut out, &snapshot.status);
     guard(&mut out, &snapshot.guard);
     if let Some(table) = &snapshot.lvs {
         lvs(&mut out, table, snapshot.flows.as_ref());
@@ -185,7 +211,9 @@ mod tests {
     fn snapshot() -> Snapshot {
         let status = serde_json::json!({"vrrp": [{"name": "VI_1", "interface": "eth0", "vrid": 51, "state": "Master", "base_priority": 100,
             "priority": 150, "adverts_sent": 9, "adverts_received": 3, "became_master": 1, "released_master": 0, "malformed": 0,
-            "discarded": {"bad_ttl": 2, "auth_mismatch": 1}}]});
+            "discarded": {"bad_ttl": 2, "auth_mismatch": 1}}],
+            "lvs_sync": {"interface": "eth1", "vrrp_instance": "VI_2", "sync_id": 52, "master": false, "sent_entries": 0, "sent_bytes": 0,
+                "received_entries": 120, "installed_new": 100, "not_installed_table_full": 15, "malformed": 2}});
         let checker = serde_json::json!({"name": "TCP_CHECK at k.conf:5", "up": true, "flips": 2,
             "latency_histogram": {"buckets": [1, 2, 0, 0, 0, 0, 0, 0, 0, 0], "sum_seconds": 0.004, "count": 3}});
         let table = LvsTable {
@@ -242,6 +270,10 @@ mod tests {
             &format!(r#"keepxdp_checker_probe_duration_seconds_count{{{rs},checker="TCP_CHECK at k.conf:5"}} 3"#),
             r#"keepxdp_lvs_unmatched_total{reason="nat_reverse"} 40"#,
             "keepxdp_lvs_nat_entries 4",
+            r#"keepxdp_lvs_sync_master{intf="eth1",iname="VI_2",syncid="52"} 0"#,
+            r#"keepxdp_lvs_sync_installed_total{intf="eth1",iname="VI_2",syncid="52"} 100"#,
+            r#"keepxdp_lvs_sync_not_installed_total{intf="eth1",iname="VI_2",syncid="52",reason="table_full"} 15"#,
+            r#"keepxdp_lvs_sync_malformed_total{intf="eth1",iname="VI_2",syncid="52"} 2"#,
             r#"keepxdp_guard_packets_total{intf="eth0",family="ipv4",vrid="51",reason="bad_ttl"} 4"#,
             r#"keepxdp_guard_packets_total{intf="eth0",family="ipv4",vrid="51",reason="accepted"} 0"#,
         ] {

@@ -5,6 +5,7 @@ mod addresses;
 mod interfaces;
 mod neighbours;
 pub mod route_spec;
+pub mod sync_socket;
 mod routes;
 pub mod vmac;
 mod watch;

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use super::Ctx;
 use crate::config::{
     keywords,
-    model::{GlobalDefs, SmtpServer},
+    model::{GlobalDefs, Kept, LvsSyncDaemon, SmtpServer},
     tree::Node,
 };
 
@@ -34,6 +34,7 @@ const IMPLEMENTED: &[&str] = &[
     "script_user",
     "vrrp_startup_delay",
     "max_auto_priority",
+    "lvs_sync_daemon",
 ];
 
 pub fn global_defs(ctx: &mut Ctx, node: &Node, global: &mut GlobalDefs) {
@@ -74,6 +75,13 @@ pub fn global_defs(ctx: &mut Ctx, node: &Node, global: &mut GlobalDefs) {
             "script_user" => global.script_user = ctx.rest(child),
             "vrrp_startup_delay" => global.vrrp_startup_delay = ctx.real(child, 0.0, 3600.0),
             "max_auto_priority" => global.max_auto_priority = if child.args.is_empty() { Some(-1) } else { ctx.int(child, -1, 99) },
+            "lvs_sync_daemon" => match &global.lvs_sync_daemon {
+                Some(first) => ctx.error(
+                    &child.name.pos,
+                    format!("lvs_sync_daemon is already given at {} ({} {}); this one is ignored", first.at, first.interface, first.vrrp_instance),
+                ),
+                None => global.lvs_sync_daemon = lvs_sync_daemon(ctx, child),
+            },
             keyword if keywords::GLOBAL_DEFS.contains(&keyword) => {
                 let kept = ctx.not_implemented(child, "global_defs");
                 global.not_implemented.push(kept);
@@ -109,4 +117,117 @@ fn is_host_name(text: &str) -> bool {
         && text.split('.').all(|label| {
             !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+}
+
+/// `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group ADDR]`,
+/// as keepalived 2.2.7 reads it: a bare number after the instance is the old spelling of
+/// `id` (warned about); a bad option value is an error and that option keeps its default.
+fn lvs_sync_daemon(ctx: &mut Ctx, node: &Node) -> Option<LvsSyncDaemon> {
+    let (Some(interface), Some(instance)) = (node.args.first(), node.args.get(1)) else {
+        ctx.error(&node.name.pos, "lvs_sync_daemon needs an interface and a vrrp_instance: `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group ADDR]`");
+        return None;
+    };
+    let mut sync = LvsSyncDaemon {
+        interface: interface.text.clone(),
+        vrrp_instance: instance.text.clone(),
+        id: None,
+        maxlen: None,
+        port: None,
+        ttl: None,
+        group: None,
+        at: Kept::of(node).at,
+    };
+    let mut rest = &node.args[2..];
+    if let Some(first) = rest.first()
+        && first.text.starts_with(|c: char| c.is_ascii_digit())
+    {
+        ctx.warning(&first.pos, "write `id` before the lvs_sync_daemon sync id (`id N`), as keepalived asks");
+        sync.id = ctx.int_token(first, 0, 255);
+        rest = &rest[1..];
+    }
+    let mut index = 0;
+    while index < rest.len() {
+        let option = &rest[index];
+        let Some(value) = rest.get(index + 1) else {
+            ctx.error(&option.pos, format!("lvs_sync_daemon `{}` needs a value", option.text));
+            break;
+        };
+        match option.text.as_str() {
+            "id" => sync.id = ctx.int_token(value, 0, 255),
+            // IPVS's bound: the largest UDP payload of an IPv4 datagram.
+            "maxlen" => sync.maxlen = ctx.int_token(value, 1, 65535 - 20 - 8),
+            "port" => sync.port = ctx.int_token(value, 1, 65535),
+            "ttl" => sync.ttl = ctx.int_token(value, 1, 255),
+            "group" => match ctx.ip_token(value) {
+                Some(group) if group.is_multicast() => sync.group = Some(group),
+                Some(other) => ctx.error(&value.pos, format!("lvs_sync_daemon group {other} is not a multicast address; the default group is used")),
+                None => {}
+            },
+            other => {
+                ctx.error(&option.pos, format!("unknown lvs_sync_daemon option `{other}` (id, maxlen, port, ttl, group)"));
+                index += 1;
+                continue;
+            }
+        }
+        index += 2;
+    }
+    Some(sync)
+}
+
+#[cfg(test)]
+mod tests {
+    fn read(text: &str) -> (Option<crate::config::model::LvsSyncDaemon>, Vec<String>) {
+        let loaded = crate::config::load_str(std::path::Path::new("k.conf"), text, &crate::config::LoadOptions::default());
+        let messages = loaded.diagnostics.items.iter().map(|d| d.to_string()).collect();
+        (loaded.config.and_then(|c| c.global_defs.lvs_sync_daemon), messages)
+    }
+
+    const INSTANCE: &str = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n virtual_ipaddress {\n 10.0.0.100\n }\n}\n";
+
+    #[test]
+    fn every_option_is_read() {
+        let (sync, messages) = read(&format!("global_defs {{\n  lvs_sync_daemon eth1 VI_1 id 7 maxlen 1200 port 9000 ttl 2 group 239.1.2.3\n}}\n{INSTANCE}"));
+        let sync = sync.unwrap();
+        assert_eq!((sync.interface.as_str(), sync.vrrp_instance.as_str()), ("eth1", "VI_1"));
+        assert_eq!((sync.id, sync.maxlen, sync.port, sync.ttl), (Some(7), Some(1200), Some(9000), Some(2)));
+        assert_eq!(sync.group, Some("239.1.2.3".parse().unwrap()));
+        assert!(sync.at.ends_with("k.conf:2:3"), "{}", sync.at);
+        assert!(messages.iter().all(|m| !m.contains("lvs_sync_daemon")), "{messages:?}");
+    }
+
+    #[test]
+    fn bad_values_are_located_errors_and_keep_the_default() {
+        let (sync, messages) = read(&format!("global_defs {{\n  lvs_sync_daemon eth1 VI_1 ttl 0 group 10.0.0.1 colour red port\n}}\n{INSTANCE}"));
+        let sync = sync.unwrap();
+        assert_eq!((sync.ttl, sync.group, sync.port), (None, None, None));
+        let joined = messages.join("\n");
+        assert!(joined.contains("k.conf:2:33: error: number 0 is outside the range [1, 255]"), "{joined}");
+        assert!(joined.contains("k.conf:2:41: error: lvs_sync_daemon group 10.0.0.1 is not a multicast address"), "{joined}");
+        assert!(joined.contains("k.conf:2:50: error: unknown lvs_sync_daemon option `colour`"), "{joined}");
+        assert!(joined.contains("k.conf:2:61: error: lvs_sync_daemon `port` needs a value"), "{joined}");
+    }
+
+    #[test]
+    fn the_old_bare_sync_id_is_accepted_with_a_warning_and_a_second_line_is_refused() {
+        let (sync, messages) = read(&format!("global_defs {{\n  lvs_sync_daemon eth1 VI_1 5\n  lvs_sync_daemon eth2 VI_1\n}}\n{INSTANCE}"));
+        let sync = sync.unwrap();
+        assert_eq!((sync.interface.as_str(), sync.id), ("eth1", Some(5)));
+        let joined = messages.join("\n");
+        assert!(joined.contains("k.conf:2:29: warning: write `id` before"), "{joined}");
+        assert!(joined.contains("k.conf:3:3: error: lvs_sync_daemon is already given at"), "{joined}");
+    }
+
+    #[test]
+    fn an_instance_that_does_not_exist_is_an_error() {
+        let (_, messages) = read(&format!("global_defs {{\n  lvs_sync_daemon eth1 VI_9\n}}\n{INSTANCE}"));
+        let joined = messages.join("\n");
+        assert!(joined.contains("k.conf:2:3: error: lvs_sync_daemon names vrrp_instance VI_9, which does not exist"), "{joined}");
+    }
+
+    #[test]
+    fn a_missing_instance_is_an_error() {
+        let (sync, messages) = read("global_defs {\n  lvs_sync_daemon eth1\n}\n");
+        assert!(sync.is_none());
+        assert!(messages.join("\n").contains("k.conf:2:3: error: lvs_sync_daemon needs an interface and a vrrp_instance"), "{messages:?}");
+    }
 }

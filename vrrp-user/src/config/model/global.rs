@@ -1,4 +1,4 @@
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -48,5 +48,25 @@ pub struct GlobalDefs {
     pub script_user: Option<String>,
     pub vrrp_startup_delay: Option<f64>,
     pub max_auto_priority: Option<i32>,
+    /// `lvs_sync_daemon INTERFACE VRRP_INSTANCE [id N] [maxlen N] [port N] [ttl N] [group ADDR]`.
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     pub not_implemented: Vec<Kept>,
+}
+
+/// keepalived's IPVS sync daemon line: the node that is Master for `vrrp_instance` sends its
+/// NAT flow state over `interface`, the others install it. Unset options keep IPVS's defaults
+/// (applied by `lvs::sync`: id = the instance's VRID, group 224.0.0.81, port 8848, ttl 1,
+/// maxlen from the interface's MTU).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LvsSyncDaemon {
+    pub interface: String,
+    pub vrrp_instance: String,
+    pub id: Option<u8>,
+    /// Largest sync datagram payload, bytes.
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<IpAddr>,
+    /// `FILE:LINE:COL` of the keyword.
+    pub at: String,
 }

@@ -6,7 +6,7 @@ mod vrrp;
 
 use serde::Serialize;
 
-pub use global::{GlobalDefs, SmtpServer};
+pub use global::{GlobalDefs, LvsSyncDaemon, SmtpServer};
 pub use lvs::*;
 pub use vrrp::*;
 
