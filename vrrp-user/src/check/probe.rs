@@ -7,10 +7,8 @@ use std::{
     time::Duration,
 };
 
-use socket2::SockRef;
-use tokio::net::{TcpSocket, TcpStream};
-
 use super::{
+    connection::{Connection, connect},
     dns::DnsProbe,
     http::{HttpProbe, UrlProbe},
     misc::MiscProbe,
@@ -25,19 +23,6 @@ use crate::config::model::{
     VirtualServerKey,
 };
 use crate::track::script;
-
-/// Where a checker connects from and to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Connection {
-    pub connect: SocketAddr,
-    /// `bindto` / `bind_port`.
-    pub bind: Option<SocketAddr>,
-    /// `bind_if`.
-    pub bind_if: Option<String>,
-    /// SO_MARK.
-    pub fwmark: Option<u32>,
-    pub connect_timeout: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub enum ProbeKind {
@@ -339,58 +324,10 @@ fn http_probe(check: &HttpCheck, inherited_virtualhost: Option<String>) -> HttpP
     }
 }
 
-/// TCP_CHECK's connect (and HTTP's): from `bind`, with SO_MARK and SO_BINDTODEVICE, within
-/// `connect_timeout`.
-pub async fn connect(connection: &Connection) -> Result<TcpStream, String> {
-    let socket = if connection.connect.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    };
-    let socket = socket.map_err(|e| format!("socket: {e}"))?;
-    if let Some(mark) = connection.fwmark {
-        SockRef::from(&socket)
-            .set_mark(mark)
-            .map_err(|e| format!("SO_MARK {mark}: {e}"))?;
-    }
-    if let Some(interface) = &connection.bind_if {
-        SockRef::from(&socket)
-            .bind_device(Some(interface.as_bytes()))
-            .map_err(|e| format!("bind to device {interface}: {e}"))?;
-    }
-    if let Some(bind) = connection.bind {
-        socket
-            .bind(bind)
-            .map_err(|e| format!("bind to {bind}: {e}"))?;
-    }
-    match tokio::time::timeout(
-        connection.connect_timeout,
-        socket.connect(connection.connect),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(format!("connect to {}: {e}", connection.connect)),
-        Err(_) => Err(format!(
-            "connect to {}: timed out after {:?}",
-            connection.connect, connection.connect_timeout
-        )),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    pub(crate) fn local(port: u16) -> Connection {
-        Connection {
-            connect: SocketAddr::from(([127, 0, 0, 1], port)),
-            bind: None,
-            bind_if: None,
-            fwmark: None,
-            connect_timeout: Duration::from_secs(1),
-        }
-    }
+    use crate::check::connection::tests::local;
 
     fn tcp(connection: Connection) -> Probe {
         let timing = Timing {
@@ -564,23 +501,6 @@ pub(crate) mod tests {
             matches!(&outcome, Outcome::Down { reason } if reason.contains("connect")),
             "{outcome:?}"
         );
-    }
-
-    #[tokio::test]
-    async fn tcp_check_binds_to_bindto_and_bind_port() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bind_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let connection = Connection {
-            bind: Some(SocketAddr::from(([127, 0, 0, 1], bind_port))),
-            ..local(port)
-        };
-        let stream = connect(&connection).await.unwrap();
-        assert_eq!(stream.local_addr().unwrap().port(), bind_port);
     }
 
     /// Every checker of the first real server of the first virtual server, resolved.
