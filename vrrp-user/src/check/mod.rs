@@ -4,7 +4,8 @@
 //! - `outcome`: what one probe found
 //! - `connection`: where a checker connects from and to, and the sockets it opens (a leaf)
 //! - `random`: random bytes for probes
-//! - `probe`: the settings a checker runs with (resolved from the config) and TCP_CHECK
+//! - `inherit`: keepalived's rules for the settings a checker inherits (pure)
+//! - `probe`: one checker ready to run, built from the config, and TCP_CHECK
 //! - `http`: HTTP_GET and SSL_GET (a minimal HTTP/1.x client, TLS without verification)
 //! - `misc`: MISC_CHECK
 //! - `dns`: DNS_CHECK (one query over UDP, judged by its header)
@@ -21,6 +22,7 @@
 pub mod connection;
 pub mod dns;
 pub mod http;
+pub mod inherit;
 pub mod misc;
 pub mod notify;
 pub mod outcome;
