@@ -9,9 +9,9 @@
 //! question and three header fields of the reply, which is less code than a DNS crate's
 //! message model and adds no dependency.
 use super::{
+    connection::{Connection, udp_socket},
     outcome::Outcome,
-    probe::Connection,
-    udp::{random_bytes, udp_socket},
+    random::random_bytes,
 };
 use crate::config::model::DnsType;
 
@@ -147,7 +147,7 @@ mod tests {
     use tokio::net::UdpSocket;
 
     use super::*;
-    use crate::check::probe::tests::local;
+    use crate::check::connection::tests::local;
 
     /// The question section of a query: (name labels, type, class).
     fn question(query: &[u8]) -> (Vec<String>, u16, u16) {

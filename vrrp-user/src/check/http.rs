@@ -20,8 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 use super::{
+    connection::{Connection, connect},
     outcome::Outcome,
-    probe::{Connection, connect},
 };
 use crate::config::model::HttpProtocol;
 
@@ -351,7 +351,7 @@ mod tests {
     use tokio_rustls::TlsAcceptor;
 
     use super::*;
-    use crate::check::probe::tests::local;
+    use crate::check::connection::tests::local;
 
     /// What the test server saw: the request head and the SNI name.
     type Seen = (String, Option<String>);

@@ -17,7 +17,11 @@ use std::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::{outcome::Outcome, probe::Connection, udp::apply_options, udp::random_bytes};
+use super::{
+    connection::{Connection, apply_options},
+    outcome::Outcome,
+    random::random_bytes,
+};
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -173,7 +177,7 @@ mod tests {
     use std::{process::Command, time::Duration};
 
     use super::*;
-    use crate::check::probe::tests::local;
+    use crate::check::connection::tests::local;
 
     fn to(ip: IpAddr, timeout: Duration) -> Connection {
         Connection {

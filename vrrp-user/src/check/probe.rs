@@ -1,18 +1,12 @@
-//! The settings one checker probes with, resolved from the config (checker, then real
-//! server, then virtual server, then keepalived's defaults), and TCP_CHECK. The other
-//! checkers' protocols live in their own modules.
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    path::Path,
-    time::Duration,
-};
-
-use socket2::SockRef;
-use tokio::net::{TcpSocket, TcpStream};
+//! One checker ready to run, built from the config (the settings it inherits are resolved by
+//! `inherit`), and TCP_CHECK. The other checkers' protocols live in their own modules.
+use std::path::Path;
 
 use super::{
+    connection::{Connection, connect},
     dns::DnsProbe,
     http::{HttpProbe, UrlProbe},
+    inherit,
     misc::MiscProbe,
     outcome::Outcome,
     ping::ping,
@@ -20,24 +14,8 @@ use super::{
     smtp::{DEFAULT_HELO_NAME, SmtpProbe},
     udp::{ReplyPattern, UdpProbe, parse_hex},
 };
-use crate::config::model::{
-    Checker, CheckerCommon, HttpCheck, RealServer, SmtpCheck, UdpCheck, VirtualServer,
-    VirtualServerKey,
-};
+use crate::config::model::{Checker, CheckerCommon, HttpCheck, RealServer, UdpCheck, VirtualServer};
 use crate::track::script;
-
-/// Where a checker connects from and to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Connection {
-    pub connect: SocketAddr,
-    /// `bindto` / `bind_port`.
-    pub bind: Option<SocketAddr>,
-    /// `bind_if`.
-    pub bind_if: Option<String>,
-    /// SO_MARK.
-    pub fwmark: Option<u32>,
-    pub connect_timeout: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub enum ProbeKind {
@@ -91,62 +69,17 @@ impl Probe {
             }
         };
         let name = format!("{name} at {at}");
-        let is_http = matches!(checker, Checker::HttpGet(_) | Checker::SslGet(_));
-        let is_misc = matches!(checker, Checker::MiscCheck(_));
-        let is_dns = matches!(checker, Checker::DnsCheck(_));
-        let delay_loop = common
-            .delay_loop
-            .or(real.delay_loop)
-            .unwrap_or(virtual_server.delay_loop);
-        let timing = Timing {
-            delay_loop: seconds(delay_loop),
-            delay_before_retry: seconds(
-                common
-                    .delay_before_retry
-                    .or(real.delay_before_retry)
-                    .or(virtual_server.delay_before_retry)
-                    .unwrap_or(if is_http {
-                        3.0
-                    } else if is_dns {
-                        delay_loop
-                    } else {
-                        1.0
-                    }),
-            ),
-            retry: common
-                .retry
-                .or(real.retry)
-                .or(virtual_server.retry)
-                .unwrap_or(if is_misc {
-                    0
-                } else if is_dns {
-                    3
-                } else {
-                    1
-                }),
-            warmup: seconds(
-                common
-                    .warmup
-                    .or(real.warmup)
-                    .or(virtual_server.warmup)
-                    .unwrap_or(delay_loop),
-            ),
-        };
-        let alpha = common.alpha.or(real.alpha).unwrap_or(virtual_server.alpha);
-        let virtualhost = || {
-            real.virtualhost
-                .clone()
-                .or_else(|| virtual_server.virtualhost.clone())
-        };
-        let connect = |common: &CheckerCommon, default_port: Option<u16>| {
-            connection(virtual_server, real, common, default_port)
-                .map_err(|e| format!("{name}: {e}"))
+        let timing = inherit::timing(virtual_server, real, checker);
+        let alpha = inherit::alpha(virtual_server, real, checker);
+        let default_port = inherit::default_port(checker);
+        let connect = |common: &CheckerCommon| {
+            inherit::connection(virtual_server, real, common, default_port).map_err(|e| format!("{name}: {e}"))
         };
         let kind = match checker {
-            Checker::TcpCheck(_) => ProbeKind::Tcp(connect(common, None)?),
+            Checker::TcpCheck(_) => ProbeKind::Tcp(connect(common)?),
             Checker::HttpGet(c) | Checker::SslGet(c) => {
-                let connection = connect(common, None)?;
-                let http = http_probe(c, virtualhost());
+                let connection = connect(common)?;
+                let http = http_probe(virtual_server, real, c);
                 if matches!(checker, Checker::SslGet(_)) {
                     ProbeKind::Ssl(connection, http)
                 } else {
@@ -159,9 +92,7 @@ impl Probe {
                     script::check_security(Path::new(program))
                         .map_err(|e| format!("{name}: {e:#}"))?;
                 }
-                let timeout = c
-                    .misc_timeout
-                    .map_or(timing.delay_loop, |s| Duration::from_secs(s.into()));
+                let timeout = inherit::misc_timeout(c, &timing);
                 let run_as = match &c.user {
                     Some(user) => Some(script::RunAs::resolve(user).map_err(|e| format!("{name}: {e}"))?),
                     None => None,
@@ -180,12 +111,12 @@ impl Probe {
                 };
                 super::dns::encode_query(0, &dns.name, dns.query_type)
                     .map_err(|e| format!("{name}: {e}"))?;
-                ProbeKind::Dns(connect(common, Some(53))?, dns)
+                ProbeKind::Dns(connect(common)?, dns)
             }
             Checker::SmtpCheck(c) => {
-                let servers = smtp_servers(c)
+                let servers = inherit::smtp_servers(c)
                     .iter()
-                    .map(|common| connect(common, Some(25)))
+                    .map(connect)
                     .collect::<Result<_, _>>()?;
                 let helo_name = c.helo_name.as_deref().unwrap_or(DEFAULT_HELO_NAME);
                 ProbeKind::Smtp(
@@ -196,10 +127,10 @@ impl Probe {
                 )
             }
             Checker::UdpCheck(c) => ProbeKind::Udp(
-                connect(common, None)?,
+                connect(common)?,
                 udp_probe(c).map_err(|e| format!("{name}: {e}"))?,
             ),
-            Checker::PingCheck(_) => ProbeKind::Ping(connect(common, Some(0))?),
+            Checker::PingCheck(_) => ProbeKind::Ping(connect(common)?),
             Checker::FileCheck(_) | Checker::BfdCheck(_) => unreachable!("returned above"),
         };
         Ok(Probe {
@@ -228,76 +159,6 @@ impl Probe {
     }
 }
 
-fn seconds(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::ZERO)
-}
-
-/// `default_port`: the checker's own port when neither it, the real server nor the virtual
-/// server give one (DNS 53, SMTP 25; PING needs none).
-fn connection(
-    virtual_server: &VirtualServer,
-    real: &RealServer,
-    common: &CheckerCommon,
-    default_port: Option<u16>,
-) -> Result<Connection, String> {
-    let virtual_port = match virtual_server.key {
-        VirtualServerKey::Address { port, .. } => port,
-        _ => None,
-    };
-    let port = common
-        .connect_port
-        .or(real.port)
-        .or(virtual_port)
-        .or(default_port)
-        .ok_or("no port to connect to (set connect_port)")?;
-    let ip = common.connect_ip.unwrap_or(real.ip);
-    let bind = match (common.bindto, common.bind_port) {
-        (None, None) => None,
-        (bindto, port) => {
-            let unspecified = if ip.is_ipv4() {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            };
-            Some(SocketAddr::new(
-                bindto.unwrap_or(unspecified),
-                port.unwrap_or(0),
-            ))
-        }
-    };
-    let connect_timeout = common
-        .connect_timeout
-        .or(real.connect_timeout)
-        .unwrap_or(virtual_server.connect_timeout);
-    Ok(Connection {
-        connect: SocketAddr::new(ip, port),
-        bind,
-        bind_if: common.bind_if.clone(),
-        fwmark: common.fwmark,
-        connect_timeout: seconds(connect_timeout),
-    })
-}
-
-/// The servers an SMTP_CHECK talks to: its own, then each `host { }` block's, which
-/// inherits the checker's connection options (keepalived makes each host a checker).
-fn smtp_servers(check: &SmtpCheck) -> Vec<CheckerCommon> {
-    let main = &check.common;
-    let hosts = check.hosts.iter().map(|host| {
-        let own = &host.common;
-        CheckerCommon {
-            connect_ip: own.connect_ip.or(main.connect_ip),
-            connect_port: own.connect_port.or(main.connect_port),
-            bindto: own.bindto.or(main.bindto),
-            bind_port: own.bind_port.or(main.bind_port),
-            bind_if: own.bind_if.clone().or_else(|| main.bind_if.clone()),
-            connect_timeout: own.connect_timeout.or(main.connect_timeout),
-            fwmark: own.fwmark.or(main.fwmark),
-            ..main.clone()
-        }
-    });
-    std::iter::once(main.clone()).chain(hosts).collect()
-}
-
 fn udp_probe(check: &UdpCheck) -> Result<UdpProbe, String> {
     Ok(UdpProbe {
         payload: check
@@ -316,20 +177,15 @@ fn udp_probe(check: &UdpCheck) -> Result<UdpProbe, String> {
     })
 }
 
-fn http_probe(check: &HttpCheck, inherited_virtualhost: Option<String>) -> HttpProbe {
-    let checker_host = check.virtualhost.clone().or(inherited_virtualhost);
+fn http_probe(virtual_server: &VirtualServer, real: &RealServer, check: &HttpCheck) -> HttpProbe {
     let urls = check
         .urls
         .iter()
         .map(|url| UrlProbe {
             path: url.path.clone(),
-            host: url.virtualhost.clone().or_else(|| checker_host.clone()),
+            host: inherit::url_host(virtual_server, real, check, url),
             digest: url.digest.as_ref().map(|d| d.to_ascii_lowercase()),
-            status_code: if url.status_code.is_empty() {
-                vec![(200, 299)]
-            } else {
-                url.status_code.clone()
-            },
+            status_code: inherit::status_codes(url),
         })
         .collect();
     HttpProbe {
@@ -339,58 +195,15 @@ fn http_probe(check: &HttpCheck, inherited_virtualhost: Option<String>) -> HttpP
     }
 }
 
-/// TCP_CHECK's connect (and HTTP's): from `bind`, with SO_MARK and SO_BINDTODEVICE, within
-/// `connect_timeout`.
-pub async fn connect(connection: &Connection) -> Result<TcpStream, String> {
-    let socket = if connection.connect.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    };
-    let socket = socket.map_err(|e| format!("socket: {e}"))?;
-    if let Some(mark) = connection.fwmark {
-        SockRef::from(&socket)
-            .set_mark(mark)
-            .map_err(|e| format!("SO_MARK {mark}: {e}"))?;
-    }
-    if let Some(interface) = &connection.bind_if {
-        SockRef::from(&socket)
-            .bind_device(Some(interface.as_bytes()))
-            .map_err(|e| format!("bind to device {interface}: {e}"))?;
-    }
-    if let Some(bind) = connection.bind {
-        socket
-            .bind(bind)
-            .map_err(|e| format!("bind to {bind}: {e}"))?;
-    }
-    match tokio::time::timeout(
-        connection.connect_timeout,
-        socket.connect(connection.connect),
-    )
-    .await
-    {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(format!("connect to {}: {e}", connection.connect)),
-        Err(_) => Err(format!(
-            "connect to {}: timed out after {:?}",
-            connection.connect, connection.connect_timeout
-        )),
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+mod tests {
+    use std::{
+        net::{IpAddr, SocketAddr},
+        time::Duration,
+    };
 
-    pub(crate) fn local(port: u16) -> Connection {
-        Connection {
-            connect: SocketAddr::from(([127, 0, 0, 1], port)),
-            bind: None,
-            bind_if: None,
-            fwmark: None,
-            connect_timeout: Duration::from_secs(1),
-        }
-    }
+    use super::*;
+    use crate::check::connection::tests::local;
 
     fn tcp(connection: Connection) -> Probe {
         let timing = Timing {
@@ -564,23 +377,6 @@ pub(crate) mod tests {
             matches!(&outcome, Outcome::Down { reason } if reason.contains("connect")),
             "{outcome:?}"
         );
-    }
-
-    #[tokio::test]
-    async fn tcp_check_binds_to_bindto_and_bind_port() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bind_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let connection = Connection {
-            bind: Some(SocketAddr::from(([127, 0, 0, 1], bind_port))),
-            ..local(port)
-        };
-        let stream = connect(&connection).await.unwrap();
-        assert_eq!(stream.local_addr().unwrap().port(), bind_port);
     }
 
     /// Every checker of the first real server of the first virtual server, resolved.

@@ -16,8 +16,8 @@ use tokio::{
 };
 
 use super::{
+    connection::{Connection, connect},
     outcome::Outcome,
-    probe::{Connection, connect},
 };
 
 /// keepalived's HELO name when `helo_name` is not given.
@@ -114,7 +114,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::check::probe::tests::local;
+    use crate::check::connection::tests::local;
 
     /// An SMTP server on 127.0.0.1 that greets with `greeting` and answers HELO with
     /// `helo_reply`; the lines it received go to the channel. `None`: say nothing.

@@ -11,14 +11,12 @@
 //!   anything; only as many bytes as both have are compared, as keepalived does). Without a
 //!   pattern any reply is up (keepalived only checks the lengths alongside a pattern).
 //!
-//! Also the UDP socket DNS_CHECK uses: bound (`bindto`, `bind_port`), with SO_MARK and
-//! SO_BINDTODEVICE, connected, and with IP_RECVERR so that ICMP errors fail the next recv.
-use std::{io, net::SocketAddr, os::fd::AsRawFd};
-
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::UdpSocket;
-
-use super::{outcome::Outcome, probe::Connection};
+//! The socket (bound, marked, connected, with IP_RECVERR) is `connection::udp_socket`.
+use super::{
+    connection::{Connection, udp_socket},
+    outcome::Outcome,
+    random::random_bytes,
+};
 
 /// keepalived sends this many random bytes when `payload` is not given.
 const RANDOM_PAYLOAD_BYTES: usize = 32;
@@ -143,96 +141,14 @@ impl UdpProbe {
     }
 }
 
-/// A UDP socket connected to `connection.connect`: bound to `bindto`/`bind_port`, with
-/// SO_MARK and SO_BINDTODEVICE, and IP_RECVERR so ICMP errors (port or host unreachable)
-/// fail the next recv.
-pub fn udp_socket(connection: &Connection) -> Result<UdpSocket, String> {
-    let target = connection.connect;
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )
-    .map_err(|e| format!("socket: {e}"))?;
-    apply_options(&socket, connection)?;
-    let (level, option) = match target {
-        SocketAddr::V4(_) => (libc::SOL_IP, libc::IP_RECVERR),
-        SocketAddr::V6(_) => (libc::SOL_IPV6, libc::IPV6_RECVERR),
-    };
-    set_int_option(&socket, level, option, 1).map_err(|e| format!("IP_RECVERR: {e}"))?;
-    if let Some(bind) = connection.bind {
-        socket
-            .bind(&bind.into())
-            .map_err(|e| format!("bind to {bind}: {e}"))?;
-    }
-    socket
-        .connect(&target.into())
-        .map_err(|e| format!("connect to {target}: {e}"))?;
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| format!("socket: {e}"))?;
-    UdpSocket::from_std(socket.into()).map_err(|e| format!("socket: {e}"))
-}
-
-/// SO_MARK (`fwmark`) and SO_BINDTODEVICE (`bind_if`).
-pub(crate) fn apply_options(socket: &Socket, connection: &Connection) -> Result<(), String> {
-    if let Some(mark) = connection.fwmark {
-        socket
-            .set_mark(mark)
-            .map_err(|e| format!("SO_MARK {mark}: {e}"))?;
-    }
-    if let Some(interface) = &connection.bind_if {
-        socket
-            .bind_device(Some(interface.as_bytes()))
-            .map_err(|e| format!("bind to device {interface}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn set_int_option(
-    socket: &Socket,
-    level: libc::c_int,
-    option: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: a valid fd and a c_int option value of the right size.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if ret == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Bytes from getrandom(2) (a DNS query ID, UDP_CHECK's default payload).
-pub(crate) fn random_bytes(count: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; count];
-    let mut filled = 0;
-    while filled < count {
-        // SAFETY: writes at most `count - filled` bytes into the buffer's tail.
-        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), count - filled, 0) };
-        if n <= 0 {
-            break;
-        }
-        filled += n as usize;
-    }
-    bytes
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{net::SocketAddr, time::Duration};
+
+    use tokio::net::UdpSocket;
 
     use super::*;
-    use crate::check::probe::tests::local;
+    use crate::check::connection::tests::local;
 
     fn probe(require_reply: Option<&str>) -> UdpProbe {
         UdpProbe {
