@@ -309,11 +309,18 @@ fn lab_a_sync_group_waits_for_all_its_masters_to_go_silent_and_faults_together()
 fn lab_v3_ipv6_keepxdp_master_over_keepalived_announces_with_na_and_hands_over() -> Result<()> {
     let lab = Lab(VrrpLab::new()?.with_ipv6()?);
     let peer = lab.keepalived_on_peer(&instance_config_v6("kxpeer", 100, "1", "BACKUP"))?;
-    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, &instance_config_v6("kxnode", 150, "1", "BACKUP"))?;
+    // `preferred_lft 0` (issue 15): the VIP is added deprecated, so the node's own
+    // connections never take it as their source address.
+    let node_config = instance_config_v6("kxnode", 150, "1", "BACKUP").replace("::100/64", "::100/64 preferred_lft 0");
+    ensure!(node_config.contains("preferred_lft 0"), "{node_config}");
+    let mut node = lab.keepxdp_on_node(&keepxdp_bin()?, &node_config)?;
     wait_for("keepxdp Master of the IPv6 VIP, keepalived Backup", Duration::from_secs(15), || {
         Ok(holds_vip6(&lab.node, "kxnode")? && !holds_vip6(&lab.peer, "kxpeer")? && vrrp_state(&node)? == "Master")
     })
     .with_context(|| format!("keepalived log:\n{}\nkeepxdp log:\n{}", peer.log_text(), node.child.log_text()))?;
+    let shown = lab.node.ip(&["-o", "-6", "addr", "show", "dev", "kxnode"])?;
+    let vip_line = shown.lines().find(|l| l.contains("fd00:77::100/")).unwrap_or_default();
+    ensure!(vip_line.contains("deprecated") && vip_line.contains("preferred_lft 0sec"), "VIP not deprecated:\n{shown}");
     // keepxdp's adverts, and its unsolicited NAs (the second burst, garp_master_delay after
     // becoming Master), as the peer sees them.
     let capture = std::process::Command::new("ip")

@@ -89,7 +89,7 @@ fn vrrp_instance_with_everything_implemented() {
         (vip.brd.as_deref(), vip.dev.as_deref(), vip.scope.as_deref(), vip.label.as_deref()),
         (Some("10.0.0.255"), Some("eth1"), Some("global"), Some("eth1:vip"))
     );
-    assert_eq!(instance.virtual_ipaddress[1].options, ["no_track"]);
+    assert!(instance.virtual_ipaddress[1].no_track && instance.virtual_ipaddress[1].options.is_empty());
     assert_eq!(instance.virtual_ipaddress_excluded[0].address, ip("fd00::10"));
     assert_eq!(instance.virtual_routes[0].words, ["10.1.0.0/16", "via", "10.0.0.1", "dev", "eth1"]);
     assert_eq!(instance.virtual_rules[0].words, ["from", "10.0.0.10", "table", "100"]);

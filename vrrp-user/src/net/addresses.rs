@@ -83,13 +83,46 @@ impl Netlink {
             Some("nowhere") => AddressScope::Nowhere,
             _ => AddressScope::Universe,
         };
+        if let Some(peer) = address.peer {
+            // Point to point: IFA_LOCAL is the address, IFA_ADDRESS the other end.
+            message.attributes.retain(|a| !matches!(a, AddressAttribute::Address(_) | AddressAttribute::Local(_)));
+            message.attributes.push(AddressAttribute::Local(address.address));
+            message.attributes.push(AddressAttribute::Address(peer));
+        }
+        let flags = Self::flags(address);
+        if !flags.is_empty() {
+            message.header.flags = AddressHeaderFlags::from_bits_truncate((flags.bits() & 0xff) as u8);
+            message.attributes.push(AddressAttribute::Flags(flags));
+        }
+        if let Some(preferred) = address.preferred_lft {
+            let mut cache = rtnetlink::packet_route::address::CacheInfo::default();
+            cache.ifa_preferred = preferred;
+            cache.ifa_valid = u32::MAX;
+            message.attributes.push(AddressAttribute::CacheInfo(cache));
+        }
+        message
+    }
+
+    /// The IFA_F_* flags of a virtual address.
+    fn flags(address: &VirtualAddress) -> rtnetlink::packet_route::address::AddressFlags {
+        use rtnetlink::packet_route::address::AddressFlags;
+        let mut flags = AddressFlags::empty();
         if address.address.is_ipv6() {
             // A virtual address moves between nodes: duplicate address detection would hold
             // it back for a second after every failover (keepalived adds them `nodad` too).
-            message.header.flags = AddressHeaderFlags::Nodad;
-            message.attributes.push(AddressAttribute::Flags(rtnetlink::packet_route::address::AddressFlags::Nodad));
+            flags |= AddressFlags::Nodad;
         }
-        message
+        for (on, flag) in [
+            (address.home, AddressFlags::Homeaddress),
+            (address.mngtmpaddr, AddressFlags::Managetempaddr),
+            (address.noprefixroute, AddressFlags::Noprefixroute),
+            (address.autojoin, AddressFlags::Mcautojoin),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        flags
     }
 }
 
@@ -141,5 +174,31 @@ impl AddressTable for RecordingTable {
     async fn remove(&self, ifindex: u32, address: &VirtualAddress) -> Result<()> {
         self.calls.lock().unwrap().push(format!("remove {ifindex} {}/{}", address.address, address.prefix_len));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+
+    use super::Netlink;
+    use crate::vrrp::spec::tests::vip;
+
+    #[test]
+    fn options_become_attributes_and_flags() {
+        let mut v6 = vip("fd00::1/64");
+        (v6.home, v6.noprefixroute, v6.autojoin, v6.mngtmpaddr, v6.preferred_lft) = (true, true, true, true, Some(0));
+        let message = Netlink::message(3, &v6);
+        let flags = message.attributes.iter().find_map(|a| if let AddressAttribute::Flags(f) = a { Some(*f) } else { None }).unwrap();
+        assert_eq!(flags, AddressFlags::Nodad | AddressFlags::Homeaddress | AddressFlags::Noprefixroute | AddressFlags::Mcautojoin | AddressFlags::Managetempaddr);
+        let cache = message.attributes.iter().find_map(|a| if let AddressAttribute::CacheInfo(c) = a { Some(*c) } else { None }).unwrap();
+        assert_eq!((cache.ifa_preferred, cache.ifa_valid), (0, u32::MAX));
+
+        let mut v4 = vip("10.0.0.1/32");
+        v4.peer = Some("10.0.0.2".parse().unwrap());
+        let message = Netlink::message(3, &v4);
+        assert!(message.attributes.contains(&AddressAttribute::Local("10.0.0.1".parse().unwrap())), "{message:?}");
+        assert!(message.attributes.contains(&AddressAttribute::Address("10.0.0.2".parse().unwrap())), "{message:?}");
+        assert!(!message.attributes.iter().any(|a| matches!(a, AddressAttribute::Flags(_) | AddressAttribute::CacheInfo(_))), "{message:?}");
     }
 }

@@ -185,6 +185,13 @@ pub mod tests {
             dev: None,
             scope: None,
             label: None,
+            peer: None,
+            preferred_lft: None,
+            home: false,
+            mngtmpaddr: false,
+            noprefixroute: false,
+            autojoin: false,
+            no_track: false,
             options: Vec::new(),
             at: String::new(),
         }

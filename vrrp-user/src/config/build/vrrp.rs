@@ -26,7 +26,10 @@ const INSTANCE_IMPLEMENTED: &[&str] = &[
     "garp_master_refresh_repeat", "dont_track_primary", "v3_checksum_as_v2", "strict_mode", "native_ipv6",
 ];
 
-/// `ADDRESS[/LEN] [brd X] [dev X] [scope X] [label X] [other options...]`.
+/// `ADDRESS[/LEN] [brd X] [dev X] [scope X] [label X] [peer X] [home] [-nodad]
+/// [mngtmpaddr] [noprefixroute] [autojoin] [no_track] [preferred_lft N|forever]`, keepalived
+/// 2.2.7's virtual_ipaddress line. `track_group` and `use_vmac` on the line are accepted and
+/// warned about as not implemented; so is any other word (never dropped silently).
 pub fn virtual_address(ctx: &mut Ctx, node: &Node) -> Option<VirtualAddress> {
     let first = &node.name;
     let (address_text, length_text) = match first.text.split_once('/') {
@@ -55,33 +58,76 @@ pub fn virtual_address(ctx: &mut Ctx, node: &Node) -> Option<VirtualAddress> {
         dev: None,
         scope: None,
         label: None,
+        peer: None,
+        // keepalived deprecates an IPv6 /128 by default.
+        preferred_lft: (address.is_ipv6() && prefix_len == 128).then_some(0),
+        home: false,
+        mngtmpaddr: false,
+        noprefixroute: false,
+        autojoin: false,
+        no_track: false,
         options: Vec::new(),
         at: first.pos.to_string(),
     };
     let mut index = 0;
     while index < node.args.len() {
         let option = &node.args[index];
-        let value = node.args.get(index + 1).map(|t| t.text.clone());
-        let slot = match option.text.as_str() {
-            "brd" | "broadcast" => Some(&mut result.brd),
-            "dev" => Some(&mut result.dev),
-            "scope" => Some(&mut result.scope),
-            "label" => Some(&mut result.label),
+        let value = node.args.get(index + 1);
+        let word = option.text.as_str();
+        let flag = match word {
+            "home" => Some(&mut result.home),
+            "mngtmpaddr" => Some(&mut result.mngtmpaddr),
+            "noprefixroute" => Some(&mut result.noprefixroute),
+            "autojoin" => Some(&mut result.autojoin),
+            "no_track" => Some(&mut result.no_track),
             _ => None,
         };
-        match slot {
-            Some(slot) => {
-                if value.is_none() {
-                    ctx.error(&option.pos, format!("`{}` needs a value", option.text));
-                }
-                *slot = value;
-                index += 2;
-            }
-            None => {
-                result.options.push(option.text.clone());
-                index += 1;
+        if let Some(flag) = flag {
+            *flag = true;
+            index += 1;
+            continue;
+        }
+        if word == "-nodad" || word == "nodad" {
+            // Applied to every IPv6 virtual address already (net/addresses.rs); no meaning
+            // for IPv4.
+            index += 1;
+            continue;
+        }
+        let takes_value = ["brd", "broadcast", "dev", "scope", "label", "peer", "preferred_lft", "track_group"].contains(&word);
+        if !takes_value {
+            let what = if word == "use_vmac" { "is not implemented on an address line (use the instance's use_vmac)" } else { "is not an option keepxdp knows" };
+            ctx.warning(&option.pos, format!("`{word}` on virtual address {address} {what}; ignored"));
+            result.options.push(option.text.clone());
+            index += 1;
+            continue;
+        }
+        let Some(value) = value else {
+            ctx.error(&option.pos, format!("`{word}` needs a value"));
+            break;
+        };
+        let text = value.text.clone();
+        match word {
+            "brd" | "broadcast" => result.brd = Some(text),
+            "dev" => result.dev = Some(text),
+            "scope" => result.scope = Some(text),
+            "label" => result.label = Some(text),
+            "peer" => match text.split_once('/').map_or(text.as_str(), |(a, _)| a).parse::<IpAddr>() {
+                Ok(peer) if peer.is_ipv4() == address.is_ipv4() => result.peer = Some(peer),
+                _ => ctx.error(&value.pos, format!("peer `{text}` is not an address of the family of {address}")),
+            },
+            "preferred_lft" => match text.as_str() {
+                "forever" => result.preferred_lft = None,
+                number => match number.parse::<u32>() {
+                    Ok(seconds) if seconds < u32::MAX => result.preferred_lft = Some(seconds),
+                    _ => ctx.error(&value.pos, format!("preferred_lft takes a number of seconds or `forever`, not `{text}`")),
+                },
+            },
+            _ => {
+                ctx.warning(&option.pos, format!("`track_group` on virtual address {address} is not implemented; ignored"));
+                result.options.push(format!("track_group {text}"));
             }
         }
+        index += 2;
     }
     if let Some(scope) = &result.scope {
         let known = ["site", "link", "host", "nowhere", "global"];
@@ -520,4 +566,49 @@ pub fn track_file(ctx: &mut Ctx, node: &Node) -> Option<TrackFile> {
         ctx.error(&node.name.pos, format!("vrrp_track_file {} has no `file`", track.name));
     }
     Some(track)
+}
+
+#[cfg(test)]
+mod address_line_tests {
+    use crate::config::model::VirtualAddress;
+
+    fn read(lines: &str) -> (Vec<VirtualAddress>, String) {
+        let text = format!("vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n priority 100\n virtual_ipaddress {{\n{lines}\n }}\n}}\n");
+        let loaded = crate::config::load_str(std::path::Path::new("k.conf"), &text, &crate::config::LoadOptions::default());
+        let messages: Vec<String> = loaded.diagnostics.items.iter().map(|d| d.to_string()).collect();
+        (loaded.config.map(|c| c.vrrp_instances[0].virtual_ipaddress.clone()).unwrap_or_default(), messages.join("\n"))
+    }
+
+    #[test]
+    fn every_keepalived_option_is_read() {
+        let (v6s, messages) = read("  fd00::1/64 dev eth0 label eth0:1 home -nodad mngtmpaddr noprefixroute autojoin no_track preferred_lft 30");
+        let (v4s, messages4) = read("  10.0.0.1/32 peer 10.0.0.2/32 brd 10.0.0.255 scope link");
+        let (v6, v4) = (&v6s[0], &v4s[0]);
+        let messages = format!("{messages}\n{messages4}");
+        assert!(v6.home && v6.mngtmpaddr && v6.noprefixroute && v6.autojoin && v6.no_track, "{v6:?}");
+        assert_eq!((v6.preferred_lft, v6.dev.as_deref(), v6.label.as_deref()), (Some(30), Some("eth0"), Some("eth0:1")));
+        assert_eq!((v4.peer, v4.preferred_lft, v4.scope.as_deref()), (Some("10.0.0.2".parse().unwrap()), None, Some("link")));
+        assert!(v6.options.is_empty() && v4.options.is_empty(), "{v6:?} {v4:?}");
+        assert!(!messages.contains("virtual address"), "{messages}");
+    }
+
+    #[test]
+    fn preferred_lft_defaults_as_keepalived_and_forever_overrides() {
+        let (addresses, _) = read("  fd00::1/128\n  fd00::2/64\n  fd00::3/128 preferred_lft forever");
+        let lifetimes: Vec<_> = addresses.iter().map(|a| a.preferred_lft).collect();
+        assert_eq!(lifetimes, [Some(0), None, None]);
+        let (addresses, _) = read("  10.0.0.1/32\n  10.0.0.2/32 preferred_lft 0");
+        assert_eq!(addresses.iter().map(|a| a.preferred_lft).collect::<Vec<_>>(), [None, Some(0)]);
+    }
+
+    #[test]
+    fn what_is_not_applied_is_warned_about_where_it_is_written() {
+        let (addresses, messages) = read("  10.0.0.1/24 track_group G1 use_vmac colour\n  10.0.0.2 preferred_lft soon peer fd00::1");
+        assert_eq!(addresses[0].options, ["track_group G1", "use_vmac", "colour"]);
+        assert!(messages.contains("k.conf:6:15: warning: `track_group` on virtual address 10.0.0.1 is not implemented"), "{messages}");
+        assert!(messages.contains("k.conf:6:30: warning: `use_vmac` on virtual address 10.0.0.1 is not implemented"), "{messages}");
+        assert!(messages.contains("k.conf:6:39: warning: `colour` on virtual address 10.0.0.1 is not an option"), "{messages}");
+        assert!(messages.contains("k.conf:7:26: error: preferred_lft takes a number of seconds or `forever`, not `soon`"), "{messages}");
+        assert!(messages.contains("k.conf:7:36: error: peer `fd00::1` is not an address of the family of 10.0.0.2"), "{messages}");
+    }
 }

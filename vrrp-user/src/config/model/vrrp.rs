@@ -53,7 +53,22 @@ pub struct VirtualAddress {
     pub dev: Option<String>,
     pub scope: Option<String>,
     pub label: Option<String>,
-    /// Other options (`no_track`, `preferred_lft 0`, ...) as written.
+    /// `peer ADDR`: the other end of a point-to-point address (IFA_ADDRESS; the address
+    /// itself goes in IFA_LOCAL).
+    pub peer: Option<IpAddr>,
+    /// `preferred_lft N|forever` in seconds, `None` for forever. keepalived's default: 0 for
+    /// an IPv6 /128 (deprecated: never chosen as a source address), forever otherwise.
+    pub preferred_lft: Option<u32>,
+    /// `home`, `mngtmpaddr`, `noprefixroute`, `autojoin`: the kernel's IFA_F_* flags.
+    pub home: bool,
+    pub mngtmpaddr: bool,
+    pub noprefixroute: bool,
+    pub autojoin: bool,
+    /// `no_track`: removed by another tool while Master, the address is not put back (until
+    /// the instance next becomes Master).
+    pub no_track: bool,
+    /// Options keepxdp does not apply (`track_group`, `use_vmac` on an address line,
+    /// unknown words), each warned about with its position by the config reader.
     pub options: Vec<String>,
     pub at: String,
 }

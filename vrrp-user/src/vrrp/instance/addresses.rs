@@ -110,7 +110,8 @@ impl<T: Tables, H: Host> Runtime<'_, T, H> {
             return;
         }
         for ((address, was), now) in self.spec.addresses.iter().zip(before).zip(seen) {
-            if !was || now {
+            // `no_track`: keepalived neither reacts to nor reinstates it until next Master.
+            if !was || now || address.no_track {
                 continue;
             }
             let Some(place) = self.placement(address) else { continue };
