@@ -3,11 +3,13 @@
 //! sockets opened from it: TCP (TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK), UDP (UDP_CHECK,
 //! DNS_CHECK, with IP_RECVERR so ICMP errors fail the next recv) and the options every
 //! socket takes (PING_CHECK's ICMP socket too). A leaf: the protocol modules use it, it uses
-//! none of them.
+//! none of them (only `source`, which picks the address a checker without `bindto` binds).
 use std::{io, net::SocketAddr, os::fd::AsRawFd, time::Duration};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+use super::source;
 
 /// Where a checker connects from and to.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,23 @@ pub struct Connection {
     /// SO_MARK.
     pub fwmark: Option<u32>,
     pub connect_timeout: Duration,
+}
+
+impl Connection {
+    /// What the checker's socket binds to: `bindto`/`bind_port` as written; with no `bindto`
+    /// (the unspecified address), the kernel's source unless that is one of this node's VIPs
+    /// (`source::source_for`).
+    pub fn source(&self) -> Option<SocketAddr> {
+        let written = self.bind.filter(|b| !b.ip().is_unspecified());
+        if written.is_some() {
+            return written;
+        }
+        let port = self.bind.map_or(0, |b| b.port());
+        match source::source_for(self.connect, |socket| apply_options(socket, self)) {
+            Some(ip) => Some(SocketAddr::new(ip, port)),
+            None => self.bind,
+        }
+    }
 }
 
 /// A TCP connection (TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK): from `bind`, with SO_MARK
@@ -41,7 +60,7 @@ pub async fn connect(connection: &Connection) -> Result<TcpStream, String> {
             .bind_device(Some(interface.as_bytes()))
             .map_err(|e| format!("bind to device {interface}: {e}"))?;
     }
-    if let Some(bind) = connection.bind {
+    if let Some(bind) = connection.source() {
         socket
             .bind(bind)
             .map_err(|e| format!("bind to {bind}: {e}"))?;
@@ -78,7 +97,7 @@ pub fn udp_socket(connection: &Connection) -> Result<UdpSocket, String> {
         SocketAddr::V6(_) => (libc::SOL_IPV6, libc::IPV6_RECVERR),
     };
     set_int_option(&socket, level, option, 1).map_err(|e| format!("IP_RECVERR: {e}"))?;
-    if let Some(bind) = connection.bind {
+    if let Some(bind) = connection.source() {
         socket
             .bind(&bind.into())
             .map_err(|e| format!("bind to {bind}: {e}"))?;

@@ -3,6 +3,7 @@
 //!
 //! - `outcome`: what one probe found
 //! - `connection`: where a checker connects from and to, and the sockets it opens (a leaf)
+//! - `source`: the source address of a checker without `bindto` (never a VIP of this node)
 //! - `random`: random bytes for probes
 //! - `inherit`: keepalived's rules for the settings a checker inherits (pure)
 //! - `probe`: one checker ready to run, built from the config, and TCP_CHECK
@@ -32,6 +33,7 @@ pub mod random;
 pub mod retry;
 pub mod running;
 pub mod scheduler;
+pub mod source;
 pub mod smtp;
 pub mod status;
 pub mod udp;

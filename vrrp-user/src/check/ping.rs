@@ -57,7 +57,7 @@ async fn echo(connection: &Connection, kind: IcmpSocket) -> Result<(), String> {
     let target = connection.connect.ip();
     let (socket, raw) = open(target, kind)?;
     apply_options(&socket, connection)?;
-    if let Some(bind) = connection.bind {
+    if let Some(bind) = connection.source() {
         let from = SocketAddr::new(bind.ip(), 0);
         socket
             .bind(&from.into())

@@ -14,7 +14,7 @@ use super::lvs_scripts::LvsScripts;
 use crate::{
     bpf::Dataplane,
     check::{self, CheckerBoard, HealthSink, Reconciled, RunningCheckers},
-    config::{Config, model::LbKind},
+    config::{Config, model::{LbKind, VirtualServerKey}},
     lvs::{
         IpvsLvs, LvsDataplane, LvsTables, QuorumChange, ServicePlan, ServiceView, XdpLvs, ipvs::IpvsSocket, plan,
         quorum::QuorumEvent,
@@ -299,6 +299,7 @@ impl Balancer {
         }
         self.quorum_scripts();
         self.plans = plans;
+        check::source::set_vips(node_vips(model));
         let tasks = check::tasks_from_config(&model.virtual_servers, model.global_defs.enable_script_security);
         let count = tasks.len();
         let done = self.checkers.reconcile(tasks, &self.sink);
@@ -473,4 +474,23 @@ mod tests {
             (100 + UpdateLatency::KEPT as u64, 7, 7, 100, 3, 50)
         );
     }
+}
+
+/// Every address this node may hold as a VIP: `virtual_ipaddress`, `virtual_ipaddress_excluded`
+/// and the `virtual_server` addresses. Checkers never take one as their source unless
+/// `bindto` says so (`check::source`).
+fn node_vips(model: &Config) -> Vec<IpAddr> {
+    let instances = model
+        .vrrp_instances
+        .iter()
+        .flat_map(|i| i.virtual_ipaddress.iter().chain(&i.virtual_ipaddress_excluded))
+        .map(|a| a.address);
+    let services = model.virtual_servers.iter().filter_map(|vs| match vs.key {
+        VirtualServerKey::Address { ip, .. } => Some(ip),
+        _ => None,
+    });
+    let mut vips: Vec<IpAddr> = instances.chain(services).collect();
+    vips.sort();
+    vips.dedup();
+    vips
 }
