@@ -7,9 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use keepxdp_lab::{keepxdp::Keepxdp, netns::Netns, process::wait_for, require_root};
-use keepxdp_tests::lvs_lab::{VIP, dr_lab, lvs_json, lvs_table, requests, start};
+use keepxdp_tests::lvs_lab::{VIP, dr_lab, lvs_table, requests, ring_slots, start, status_backend};
 
 /// The checkers' timing (seconds), as the configuration below writes it.
 const DELAY_LOOP: f64 = 1.0;
@@ -58,31 +58,6 @@ fn config() -> String {
          vrrp_instance VI_1 {{\n  interface eth0\n  state MASTER\n  priority 150\n  virtual_router_id 51\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
          virtual_server {VIP} 80 {{\n  delay_loop {DELAY_LOOP}\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n{real_servers}}}\n"
     )
-}
-
-/// `real`'s ring slots in `keepxdp lvs --json` (0 when it is not listed: a backend that is
-/// down and not inhibited is no longer alive, and the table lists only live ones).
-fn ring_slots(keepxdp: &Keepxdp, lb: &Netns, real: &str) -> Result<u64> {
-    let table = lvs_json(keepxdp, lb)?;
-    Ok(table["services"][0]["backends"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|b| b["address"].as_str().is_some_and(|a| a.split(':').next() == Some(real)))
-        .and_then(|b| b["ring_slots"].as_u64())
-        .unwrap_or(0))
-}
-
-/// `real`'s backend in `keepxdp status --json` (`lvs[0].backends[]`, with `up` and `checkers`).
-fn status_backend(keepxdp: &Keepxdp, real: &str) -> Result<serde_json::Value> {
-    let status: serde_json::Value = serde_json::from_str(&keepxdp.status_json()?)?;
-    status["lvs"][0]["backends"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|b| b["plan"]["name"].as_str().is_some_and(|n| n.split(':').next() == Some(real)))
-        .cloned()
-        .with_context(|| format!("{real} is not in status: {status}"))
 }
 
 /// Polls every 100 ms until `done`, for at most 10 s: how long it took.

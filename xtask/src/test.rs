@@ -39,6 +39,7 @@ const LAB_TESTS: &[&str] = &[
     "lab_config_interop",
     "lab_vrrp",
     "lab_lvs",
+    "lab_lvs6",
     "lab_check",
     "lab_link",
     "lab_crash",

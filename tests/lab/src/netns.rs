@@ -83,6 +83,17 @@ impl Drop for Netns {
     }
 }
 
+/// `cidr` on `device`; IPv6 addresses `nodad`, usable at once rather than tentative for a
+/// second.
+pub fn add_address(netns: &Netns, device: &str, cidr: &str) -> Result<()> {
+    let mut args = vec!["addr", "add", cidr, "dev", device];
+    if cidr.contains(':') {
+        args.push("nodad");
+    }
+    netns.ip(&args)?;
+    Ok(())
+}
+
 /// A veth pair `a_dev` (in `a`) <-> `b_dev` (in `b`), both up, with the given addresses.
 pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b_cidr: &str) -> Result<()> {
     run(
@@ -90,7 +101,7 @@ pub fn veth_pair(a: &Netns, a_dev: &str, a_cidr: &str, b: &Netns, b_dev: &str, b
         &["link", "add", a_dev, "netns", &a.name, "type", "veth", "peer", "name", b_dev, "netns", &b.name],
     )?;
     for (netns, dev, cidr) in [(a, a_dev, a_cidr), (b, b_dev, b_cidr)] {
-        netns.ip(&["addr", "add", cidr, "dev", dev])?;
+        add_address(netns, dev, cidr)?;
         netns.ip(&["link", "set", dev, "up"])?;
     }
     // Carrier comes up a moment later (link watch): wait, so nothing starts on a link that
@@ -173,7 +184,7 @@ impl Switch {
         let port = format!("port{}", self.ports);
         run("ip", &["link", "add", device, "netns", &host.name, "type", "veth", "peer", "name", &port, "netns", &self.netns.name])?;
         self.netns.ip(&["link", "set", &port, "master", "br0", "up"])?;
-        host.ip(&["addr", "add", cidr, "dev", device])?;
+        add_address(host, device, cidr)?;
         host.ip(&["link", "set", device, "up"])?;
         crate::process::wait_for(&format!("carrier on {device}"), std::time::Duration::from_secs(5), || {
             Ok(host.ip(&["link", "show", "dev", device])?.contains("LOWER_UP"))

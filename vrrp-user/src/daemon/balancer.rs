@@ -420,10 +420,15 @@ fn once_per_service(changes: Vec<QuorumChange>) -> Vec<QuorumChange> {
         .collect()
 }
 
+/// From a source that is not a VIP (`check::source`), as the checkers: an IPv6 neighbour
+/// solicitation takes the triggering packet's source, and a DR real server holding the VIP on
+/// lo would deliver its advertisement to itself.
 fn poke(addr: IpAddr) {
-    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let target = SocketAddr::new(addr, 9);
+    let unspecified: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let bind = check::source::source_for(target, |_| Ok(())).map_or(unspecified, |ip| SocketAddr::new(ip, 0));
     if let Ok(socket) = UdpSocket::bind(bind)
-        && socket.connect(SocketAddr::new(addr, 9)).is_ok()
+        && socket.connect(target).is_ok()
     {
         let _ = socket.send(&[]);
     }
