@@ -163,3 +163,14 @@ fn weighted_tracking_in_a_sync_group_is_ignored_with_a_warning() {
     );
     assert_reports(&text, "t.conf:18:3: warning: (A) is in a sync group: the weight of tracked `chk` is ignored, as keepalived does; a failure takes the instance to FAULT");
 }
+
+#[test]
+fn a_virtual_address_on_a_missing_dev_is_warned_about_at_its_line() {
+    let options = LoadOptions {
+        environment: keepxdp::config::Environment { interfaces: Some(["eth0".to_string()].into()) },
+        ..LoadOptions::default()
+    };
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {\n  10.0.0.1/24 dev eth0\n  10.0.9.1/24 dev eth9\n }\n}\n";
+    let got: Vec<String> = load_str(Path::new("t.conf"), text, &options).diagnostics.items.iter().map(|d| d.to_string()).collect();
+    assert_eq!(got, ["t.conf:6:3: warning: (A) virtual address 10.0.9.1 names dev eth9, which does not exist on this system (yet)"]);
+}

@@ -271,6 +271,17 @@ fn interfaces(config: &Config, environment: &Environment, diagnostics: &mut Diag
                     format!("({}) interface {interface} does not exist on this system (yet)", instance.name),
                 );
             }
+        // keepalived: "Non-existent interface specified in configuration".
+        for address in instance.virtual_ipaddress.iter().chain(&instance.virtual_ipaddress_excluded) {
+            if let Some(dev) = &address.dev
+                && !existing.contains(dev)
+            {
+                diagnostics.warning(
+                    &pos_of(&address.at),
+                    format!("({}) virtual address {} names dev {dev}, which does not exist on this system (yet)", instance.name, address.address),
+                );
+            }
+        }
         for tracked in &instance.tracking.track_interface {
             if !existing.contains(&tracked.name) {
                 diagnostics.warning(&pos_of(&tracked.at), format!("({}) track_interface {} does not exist on this system (yet)", instance.name, tracked.name));
