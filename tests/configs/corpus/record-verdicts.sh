@@ -30,7 +30,8 @@ if [[ $(id -u) != 0 ]]; then
     echo "record-verdicts.sh: needs root (network namespace)" >&2
     exit 1
 fi
-version=$("$KEEPALIVED" -v 2>&1 | head -n1)
+version=$("$KEEPALIVED" -v 2>&1 || true)
+version=${version%%$'\n'*}   # no pipe into head: SIGPIPE under pipefail
 if [[ $version != "Keepalived v2.2.7 "* ]]; then
     echo "record-verdicts.sh: want keepalived 2.2.7, found: $version" >&2
     exit 1
