@@ -15,11 +15,15 @@
 # keepalived runs in a network namespace holding exactly eth0, eth1 and eth2 (veth, up),
 # because it checks the interfaces a file names against /sys (hence `ip netns exec`). It is
 # run from this directory with a relative file name, so ${_PWD} and the file names in its
-# messages do not depend on where the checkout lives. Needs root and keepalived 2.2.7.
+# messages do not depend on where the checkout lives; with -i kxcorpus (see CONFIG_ID).
+# Needs root and keepalived 2.2.7.
 # Files under inc/ are include fragments, not corpus entries. Idempotent.
 set -euo pipefail
 
 NS=kxcorpus-rec
+# A fixed config id (-i), so @ID lines and ${_INSTANCE} do not depend on the host name;
+# `keepxdp check` must be given the same: keepxdp check -i kxcorpus -f FILE.
+CONFIG_ID=kxcorpus
 KEEPALIVED=${KEEPALIVED:-keepalived}
 cd "$(dirname "$0")"
 
@@ -61,7 +65,7 @@ fi
 for file in "${files[@]}"; do
     file=${file##*/}
     set +e
-    output=$(ip netns exec "$NS" timeout 30 "$KEEPALIVED" -t -l -f "$file" 2>&1)
+    output=$(ip netns exec "$NS" timeout 30 "$KEEPALIVED" -t -l -i "$CONFIG_ID" -f "$file" 2>&1)
     rc=$?
     set -e
     if ((rc == 0)); then verdict=accept; else verdict=reject; fi
