@@ -24,7 +24,8 @@ fn files_in(directory: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
-    files.retain(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix));
+    // Files only: tests/configs/corpus/ (issue 17) is a directory beside the curated files.
+    files.retain(|p| p.is_file() && p.file_name().unwrap().to_string_lossy().starts_with(prefix));
     files.sort();
     Ok(files)
 }

@@ -1,0 +1,3 @@
+#!/bin/sh
+# corpus fixture: does nothing
+exit 0
