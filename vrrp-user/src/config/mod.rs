@@ -8,6 +8,7 @@ pub mod keyword_table;
 mod keywords;
 pub mod lexer;
 pub mod model;
+mod replicate;
 pub mod source;
 pub mod tree;
 mod validate;

@@ -110,10 +110,10 @@ mod tests {
     }
 
     #[test]
-    fn a_continued_line_is_one_statement() {
+    fn a_trailing_backslash_does_not_join_lines_as_in_keepalived() {
         let (nodes, _) = tree("notify \"/bin/x\" \\\n   arg2\nnext 1\n");
-        assert_eq!(nodes.len(), 2);
-        assert_eq!(nodes[0].args.len(), 2);
+        assert_eq!(nodes.len(), 3);
+        assert_eq!(nodes[0].args.len(), 1);
     }
 
     #[test]

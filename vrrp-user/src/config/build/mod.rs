@@ -29,6 +29,7 @@ const TOP_IMPLEMENTED: &[&str] = &[
     "vrrp_script",
     "vrrp_track_process",
     "vrrp_track_file",
+    "track_file",
     "vrrp_sync_group",
     "vrrp_instance",
     "static_ipaddress",
@@ -46,7 +47,8 @@ pub fn build(nodes: &[Node], diagnostics: &mut Diagnostics) -> Config {
             "global_defs" => global::global_defs(&mut ctx, node, &mut config.global_defs),
             "vrrp_script" => config.vrrp_scripts.extend(vrrp::script(&mut ctx, node)),
             "vrrp_track_process" => config.vrrp_track_processes.extend(vrrp::track_process(&mut ctx, node)),
-            "vrrp_track_file" => config.vrrp_track_files.extend(vrrp::track_file(&mut ctx, node)),
+            // keepalived 2.2.7 names the block `track_file`; `vrrp_track_file` is its older name.
+            "vrrp_track_file" | "track_file" => config.vrrp_track_files.extend(vrrp::track_file(&mut ctx, node)),
             "vrrp_sync_group" => config.vrrp_sync_groups.extend(vrrp::sync_group(&mut ctx, node)),
             "vrrp_instance" => {
                 let default_version = config.global_defs.vrrp_version;
