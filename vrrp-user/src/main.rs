@@ -307,8 +307,16 @@ fn check(path: PathBuf, config_id: Option<String>, dump: bool) -> Result<ExitCod
     for diagnostic in &loaded.diagnostics.items {
         eprintln!("{diagnostic}");
     }
+    // What `run` would skip or treat differently in the balancer, as `run` logs it.
+    let balancer = loaded.runnable().map(|model| keepxdp::lvs::plan(model).1).unwrap_or_default();
+    for warning in &balancer {
+        match warning.split_once(": ") {
+            Some((at, message)) => eprintln!("{at}: warning: {message}"),
+            None => eprintln!("warning: {warning}"),
+        }
+    }
     let errors = loaded.diagnostics.errors().count();
-    let warnings = loaded.diagnostics.warnings().count();
+    let warnings = loaded.diagnostics.warnings().count() + balancer.len();
     let code = loaded.diagnostics.exit_code();
     let verdict = match code {
         0 => "usable",

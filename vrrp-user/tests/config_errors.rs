@@ -174,3 +174,14 @@ fn a_virtual_address_on_a_missing_dev_is_warned_about_at_its_line() {
     let got: Vec<String> = load_str(Path::new("t.conf"), text, &options).diagnostics.items.iter().map(|d| d.to_string()).collect();
     assert_eq!(got, ["t.conf:6:3: warning: (A) virtual address 10.0.9.1 names dev eth9, which does not exist on this system (yet)"]);
 }
+
+#[test]
+fn one_vrid_twice_on_an_interface_is_accepted_only_for_unicast_instances_with_distinct_peers() {
+    let unicast = |name: &str, peer: &str| {
+        format!("vrrp_instance {name} {{\n interface eth0\n virtual_router_id 70\n unicast_peer {{\n  {peer}\n }}\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n")
+    };
+    let distinct = format!("{}{}", unicast("A", "10.0.0.2"), unicast("B", "10.0.0.3"));
+    assert_eq!(diagnostics(&distinct), Vec::<String>::new());
+    let shared = format!("{}{}", unicast("A", "10.0.0.2"), unicast("B", "10.0.0.2"));
+    assert_eq!(diagnostics(&shared), ["t.conf:11:1: error: A and B both use VRID 70 with IPv4 on interface eth0"]);
+}

@@ -225,10 +225,17 @@ impl<'d> Reader<'d> {
                 line.truncate(cut);
             }
             let words: Vec<&str> = strip_comment(&line).split_whitespace().collect();
-            if words.first() == Some(&"include") {
-                let column = line.find("include").unwrap_or(0) + 1;
+            // `include` and its checking variants: `includea` (all checks) and `includem`
+            // (must match) finding no file is an error, as keepalived's "Config files
+            // missing"; the others (`includer`: what matches must be readable...) read as
+            // `include`.
+            if let Some(&keyword) = words.first()
+                && matches!(keyword, "include" | "includea" | "includeb" | "includem" | "includer" | "includet" | "includew")
+            {
+                let column = line.find(keyword).unwrap_or(0) + 1;
+                let required = matches!(keyword, "includea" | "includem");
                 match words.get(1) {
-                    Some(pattern) => self.include(path, pattern.trim_matches('"'), &pos(column)),
+                    Some(pattern) => self.include(path, pattern.trim_matches('"'), &pos(column), required),
                     None => self.diagnostics.error(&pos(column), "`include` needs a file name or pattern"),
                 }
                 self.push(file, number, String::new());
@@ -338,7 +345,7 @@ impl<'d> Reader<'d> {
         lines
     }
 
-    fn include(&mut self, including: &Path, pattern: &str, pos: &Pos) {
+    fn include(&mut self, including: &Path, pattern: &str, pos: &Pos, required: bool) {
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
             self.diagnostics.fatal(pos, format!("include nesting deeper than {MAX_INCLUDE_DEPTH} files"));
             return;
@@ -352,6 +359,10 @@ impl<'d> Reader<'d> {
                 return;
             }
         };
+        if matches.is_empty() && required {
+            self.diagnostics.error(pos, format!("include `{pattern}` matches no file (a checking include needs one)"));
+            return;
+        }
         if matches.is_empty() {
             // keepalived -t accepts this too ("Config files missing").
             self.diagnostics.warning(pos, format!("include `{pattern}` matches no file"));

@@ -164,15 +164,25 @@ fn virtual_server_groups(config: &mut Config, diagnostics: &mut Diagnostics) {
     });
 }
 
+/// One VRID per interface and family, as keepalived requires; except unicast instances
+/// whose `unicast_peer` lists share no address (keepalived 2.2.7 accepts them: each
+/// instance's socket takes only its own peers' adverts).
 fn vrids_per_interface(config: &mut Config, diagnostics: &mut Diagnostics) {
-    let mut seen: BTreeMap<(String, u8, bool), String> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, u8, bool), Vec<(String, Vec<std::net::IpAddr>)>> = BTreeMap::new();
     for instance in &config.vrrp_instances {
         let (Some(interface), Some(vrid)) = (&instance.interface, instance.virtual_router_id) else {
             continue;
         };
         let ipv6 = instance.family == super::model::Family::Ipv6;
         let key = (interface.clone(), vrid, ipv6);
-        match seen.get(&key) {
+        let peers = &instance.unicast_peer;
+        let clash = seen.get(&key).and_then(|others| {
+            others
+                .iter()
+                .find(|(_, theirs)| peers.is_empty() || theirs.is_empty() || theirs.iter().any(|p| peers.contains(p)))
+                .map(|(name, _)| name.clone())
+        });
+        match clash {
             Some(first) => diagnostics.error(
                 &pos_of(&instance.at),
                 format!(
@@ -181,9 +191,7 @@ fn vrids_per_interface(config: &mut Config, diagnostics: &mut Diagnostics) {
                     if ipv6 { "IPv6" } else { "IPv4" }
                 ),
             ),
-            None => {
-                seen.insert(key, instance.name.clone());
-            }
+            None => seen.entry(key).or_default().push((instance.name.clone(), peers.clone())),
         }
     }
     for instance in &config.vrrp_instances {

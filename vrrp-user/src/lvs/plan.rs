@@ -131,6 +131,29 @@ fn addresses(config: &Config, vs: &VirtualServer, warnings: &mut Vec<String>) ->
     }
 }
 
+/// What keepxdp does differently from IPVS for `vs` (docs/schedulers.md): schedulers whose
+/// meaning Maglev changes (`wlc`, keepalived's default, is not warned about: it would be on
+/// nearly every file), and `persistence_granularity`.
+fn treated_differently(vs: &VirtualServer) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let why = match vs.lb_algo.as_str() {
+        "lc" | "sed" | "nq" | "ovf" => Some("without active-connection counts: a slow server is not avoided until its checker fails"),
+        "lblc" | "lblcr" | "dh" => Some("without destination-locality caching"),
+        "fo" => Some("spreading by weight, not everything to the highest weight"),
+        _ => None,
+    };
+    if let Some(why) = why {
+        warnings.push(format!("{}: lb_algo {} is scheduled as weighted Maglev on the 5-tuple, {why} (docs/schedulers.md)", vs.at, vs.lb_algo));
+    }
+    if let Some(granularity) = &vs.persistence_granularity {
+        warnings.push(format!(
+            "{}: persistence_granularity {granularity} is not applied: persistence is by the exact client address (docs/schedulers.md)",
+            vs.at
+        ));
+    }
+    warnings
+}
+
 /// Every service the balancer should carry, and a warning for each thing left out.
 pub fn plan(config: &Config) -> (Vec<ServicePlan>, Vec<String>) {
     let mut plans: Vec<ServicePlan> = Vec::new();
@@ -141,6 +164,7 @@ pub fn plan(config: &Config) -> (Vec<ServicePlan>, Vec<String>) {
             warnings.push(format!("{}: NAT of SCTP is not done in XDP (its CRC32c covers the ports); service skipped", vs.at));
             continue;
         }
+        warnings.extend(treated_differently(vs));
         let name = crate::check::scheduler::service_name(&vs.key);
         for (addr, port) in addresses(config, vs, &mut warnings) {
             let Some(port) = port else {
